@@ -1,0 +1,252 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Client is the HTTP helper every provider uses: one connection pool, timeouts suited to long
+// uploads (a stalled connection is cut after IdleTimeout without traffic, however long the
+// upload), a User-Agent, and one way of turning answers into classed errors.
+type Client struct {
+	HTTP      *http.Client
+	UserAgent string
+}
+
+// ClientOptions tune NewClient; the zero value gives the defaults.
+type ClientOptions struct {
+	// IdleTimeout cuts a connection on which nothing was read or written for this long (default 60s).
+	IdleTimeout time.Duration
+	// MaxConnsPerHost bounds open connections to one host (default 0: no bound).
+	MaxConnsPerHost int
+}
+
+// NewClient returns a Client with its own transport.
+func NewClient(opts ClientOptions) *Client {
+	idle := opts.IdleTimeout
+	if idle <= 0 {
+		idle = 60 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: 15 * time.Second, KeepAlive: 30 * time.Second}
+	tr := &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &idleConn{Conn: c, idle: idle}, nil
+		},
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          64,
+		MaxIdleConnsPerHost:   16,
+		MaxConnsPerHost:       opts.MaxConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 2 * time.Minute,
+		ExpectContinueTimeout: time.Second,
+		WriteBufferSize:       64 << 10,
+		ReadBufferSize:        32 << 10,
+	}
+	return &Client{HTTP: &http.Client{Transport: tr}, UserAgent: UserAgent}
+}
+
+// CloseIdle closes idle connections.
+func (c *Client) CloseIdle() { c.HTTP.CloseIdleConnections() }
+
+// idleConn pushes its deadline forward on every read and write, so that a connection that
+// stalls is cut but a long transfer that moves is not.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+	last atomic.Int64 // unix nanoseconds of the last deadline set; reads and writes race for it
+}
+
+func (c *idleConn) touch() {
+	// Setting a deadline costs a little; do it at most every second.
+	now := time.Now()
+	last := c.last.Load()
+	if now.UnixNano()-last > int64(time.Second) && c.last.CompareAndSwap(last, now.UnixNano()) {
+		_ = c.Conn.SetDeadline(now.Add(c.idle))
+	}
+}
+
+func (c *idleConn) Read(p []byte) (int, error)  { c.touch(); return c.Conn.Read(p) }
+func (c *idleConn) Write(p []byte) (int, error) { c.touch(); return c.Conn.Write(p) }
+
+// Do sends req with the User-Agent set. A network error comes back transient, with any
+// credentials in the URL removed from its message.
+func (c *Client) Do(req *http.Request) (*http.Response, error) {
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		if ctxErr := req.Context().Err(); ctxErr != nil {
+			return nil, ctxErr
+		}
+		return nil, TransientError(fmt.Errorf("%s %s: %w", req.Method, RedactURL(req.URL.String()), unwrapURLError(err)))
+	}
+	return resp, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// StatusError is an answer outside 2xx.
+type StatusError struct {
+	Method     string
+	URL        string // redacted
+	StatusCode int
+	// Body is the start of the answer's body, as text.
+	Body string
+	// RetryAfter is what the Retry-After (or Retry-After-Ms) header asked for, or 0.
+	RetryAfter time.Duration
+}
+
+func (e *StatusError) Error() string {
+	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
+	if b := strings.TrimSpace(e.Body); b != "" {
+		msg += ": " + b
+	}
+	return msg
+}
+
+// maxErrorBody is how much of an error answer is kept.
+const maxErrorBody = 4 << 10
+
+// CheckResponse returns nil for a 2xx answer. Otherwise it reads the start of the body, closes
+// it, and returns a *StatusError classed the default way: 429 and 503 with Retry-After ->
+// RetryAfter; 408, 425, 5xx -> Transient; other 4xx -> Permanent. Providers that know better
+// re-class it.
+func CheckResponse(resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	se := &StatusError{
+		Method:     resp.Request.Method,
+		URL:        RedactURL(resp.Request.URL.String()),
+		StatusCode: resp.StatusCode,
+		Body:       string(bytes.ToValidUTF8(b, []byte("?"))),
+		RetryAfter: ParseRetryAfter(resp.Header, time.Now()),
+	}
+	return ClassifyStatus(se)
+}
+
+// ClassifyStatus wraps se in the default class for its status code.
+func ClassifyStatus(se *StatusError) error {
+	switch {
+	case se.StatusCode == http.StatusTooManyRequests:
+		return RetryAfterError(se.RetryAfter, se)
+	case se.StatusCode == http.StatusServiceUnavailable && se.RetryAfter > 0:
+		return RetryAfterError(se.RetryAfter, se)
+	case se.StatusCode == http.StatusRequestTimeout, se.StatusCode == http.StatusTooEarly, se.StatusCode >= 500:
+		return TransientError(se)
+	default:
+		return PermanentError(se)
+	}
+}
+
+// ParseRetryAfter reads Retry-After-Ms, or Retry-After as seconds or as an HTTP date. It
+// returns 0 when neither is there or readable.
+func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := h.Get("Retry-After-Ms"); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// JSON sends a request with an optional JSON body and decodes a 2xx JSON answer into out
+// (when out is not nil). Any other answer comes back as CheckResponse's error.
+func (c *Client) JSON(ctx context.Context, method, rawURL string, header http.Header, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
+	if err != nil {
+		return PermanentError(fmt.Errorf("build request: %w", err))
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	if err := CheckResponse(resp); err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return nil
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
+		return TransientError(fmt.Errorf("%s %s: decode answer: %w", method, RedactURL(rawURL), err))
+	}
+	return nil
+}
+
+// RedactURL removes user info and query values from a URL, which is where credentials,
+// signatures and tokens live, so that it can be logged or shown.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	if u.RawQuery != "" {
+		q := u.Query()
+		for k := range q {
+			q[k] = []string{"REDACTED"}
+		}
+		u.RawQuery = q.Encode()
+	}
+	return u.String()
+}

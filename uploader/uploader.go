@@ -1,0 +1,180 @@
+// Package uploader defines the contract between chute's engine and its upload providers:
+// the Provider interface, the registry of provider types, the classes of error a provider
+// returns, and a shared HTTP helper. Providers know nothing of folders, the state database or
+// sidecars; the engine knows nothing of any provider's protocol.
+package uploader
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"time"
+)
+
+// Provider uploads one file to one remote service.
+//
+// Upload may be called again for the same file with the checkpoint it saved last (after a
+// crash, a restart or a transient error); it must then continue from there: no second remote
+// object, no bytes re-sent that the server already has.
+type Provider interface {
+	Upload(ctx context.Context, job *Job) (Result, error)
+}
+
+// Checker is implemented by providers that can test their credentials (`chute check --online`).
+type Checker interface {
+	Check(ctx context.Context) error
+}
+
+// Job is one call of Provider.Upload: the file and the provider's saved progress.
+type Job struct {
+	// File is the file to upload, readable from any offset.
+	File *File
+	// Checkpoint is what the provider saved last for this file; nil on a first attempt.
+	Checkpoint []byte
+	// Save persists a new checkpoint durably and returns once it is on disk. A provider calls
+	// it before every step that costs something remotely (creating an entity, a ticket, an
+	// upload URL), so that a crash after the step never repeats it.
+	Save func(ctx context.Context, checkpoint []byte) error
+	// Progress, when not nil, is told how many bytes the server holds. It must be cheap.
+	Progress func(sent int64)
+	// Logger carries the job's fields; providers add their own.
+	Logger *slog.Logger
+}
+
+// SaveCheckpoint calls j.Save when it is set.
+func (j *Job) SaveCheckpoint(ctx context.Context, cp []byte) error {
+	if j.Save == nil {
+		return nil
+	}
+	if err := j.Save(ctx, cp); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// ReportProgress calls j.Progress when it is set.
+func (j *Job) ReportProgress(sent int64) {
+	if j.Progress != nil {
+		j.Progress(sent)
+	}
+}
+
+// Log returns the job's logger, or a logger that discards.
+func (j *Job) Log() *slog.Logger {
+	if j.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return j.Logger
+}
+
+// Result is what a finished upload produced; it goes into the sidecar.
+type Result struct {
+	ID    string            `json:"id"`
+	URL   string            `json:"url"`
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// File is a file being uploaded: an open handle that can be read from any offset. It is never
+// read whole into memory.
+type File struct {
+	// Path is the file's path on disk (for logs and MIME types; providers read through the File).
+	Path string
+	// Name is the base name, as sent to the provider.
+	Name    string
+	Size    int64
+	ModTime time.Time
+	f       *os.File
+}
+
+// OpenFile opens path for upload.
+func OpenFile(path string) (*File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return &File{Path: path, Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), f: f}, nil
+}
+
+// ReadAt reads from the file at off.
+func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
+
+// Section returns a reader of the file from off to its end (as it was sized when opened).
+func (f *File) Section(off int64) *io.SectionReader {
+	return io.NewSectionReader(f.f, off, f.Size-off)
+}
+
+// Close closes the file.
+func (f *File) Close() error { return f.f.Close() }
+
+// Env is what a provider type gets besides its options when it is built.
+type Env struct {
+	// Name is the provider's name in the config (`providers.<name>`).
+	Name string
+	// Endpoint is the configured base URL, or "" for the provider's default.
+	Endpoint string
+	// Client is the shared HTTP helper.
+	Client *Client
+	Logger *slog.Logger
+}
+
+// Type is one kind of provider (`type: tus` in the config).
+type Type struct {
+	// Name is the value of `type:` in the config.
+	Name string
+	// DefaultEndpoint is the public service's base URL; "" when the endpoint is required.
+	DefaultEndpoint string
+	// NewOptions returns a pointer to a new options struct with its defaults set; the config
+	// loader fills it from the provider's YAML keys (by their `yaml` tags) and rejects unknown
+	// keys. A field tagged `chute:"required"` must be set; `chute:"secret"` marks a credential.
+	NewOptions func() any
+	// New builds a provider from its filled-in options.
+	New func(env Env, options any) (Provider, error)
+}
+
+// Registry holds the provider types chute knows, by name.
+type Registry struct {
+	types map[string]Type
+}
+
+// NewRegistry returns a registry of the given types.
+func NewRegistry(types ...Type) *Registry {
+	r := &Registry{types: make(map[string]Type, len(types))}
+	for _, t := range types {
+		r.types[t.Name] = t
+	}
+	return r
+}
+
+// Lookup returns the type called name.
+func (r *Registry) Lookup(name string) (Type, bool) {
+	t, ok := r.types[name]
+	return t, ok
+}
+
+// Names lists the known type names, sorted.
+func (r *Registry) Names() []string {
+	names := make([]string, 0, len(r.types))
+	for n := range r.types {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// UserAgent is sent with every request chute makes.
+const UserAgent = "chute/1 (+https://github.com/chute-dev/chute)"
+
+var _ = http.MethodGet

@@ -1,0 +1,154 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// State is where a job is in its life: queued -> uploading -> done | failed, with retry_wait
+// between attempts.
+type State string
+
+// The states of a job.
+const (
+	// Queued jobs wait for a worker.
+	Queued State = "queued"
+	// Uploading jobs are held by a worker (or were, when chute stopped: resume them).
+	Uploading State = "uploading"
+	// RetryWait jobs wait until their NextAttempt.
+	RetryWait State = "retry_wait"
+	// Done jobs are uploaded; Job.Result says where.
+	Done State = "done"
+	// Failed jobs failed permanently; Job.LastError says why.
+	Failed State = "failed"
+)
+
+// States lists every state, in the order of a job's life.
+func States() []State { return []State{Queued, Uploading, RetryWait, Done, Failed} }
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	switch s {
+	case Queued, Uploading, RetryWait, Done, Failed:
+		return true
+	}
+	return false
+}
+
+// Result is where a provider put a file.
+type Result struct {
+	ID    string            `json:"id"`              // the provider's id of the upload
+	URL   string            `json:"url"`             // where the upload can be seen
+	Extra map[string]string `json:"extra,omitempty"` // provider-specific extras (e.g. hls_url)
+}
+
+// Job is one file to upload to one provider, and everything chute knows about it.
+type Job struct {
+	ID          uint64    `json:"id"`                    // sequence, from the jobs bucket's NextSequence
+	Path        string    `json:"path"`                  // absolute path of the file when discovered
+	Size        int64     `json:"size"`                  // size when discovered (part of the identity)
+	ModTime     time.Time `json:"mod_time"`              // mtime when discovered (part of the identity)
+	Folder      string    `json:"folder"`                // the watched folder's path
+	Provider    string    `json:"provider"`              // provider name from the config
+	State       State     `json:"state"`                 // where the job is in its life
+	Attempts    int       `json:"attempts,omitempty"`    // upload attempts started
+	NextAttempt time.Time `json:"next_attempt,omitzero"` // for RetryWait
+	LastError   string    `json:"last_error,omitempty"`  // the last attempt's error, in words
+	Checkpoint  []byte    `json:"checkpoint,omitempty"`  // opaque, owned by the provider
+	Sent        int64     `json:"sent,omitempty"`        // bytes the server holds, last saved
+	SHA256      string    `json:"sha256,omitempty"`      // hex digest of the file, once known
+	Result      *Result   `json:"result,omitempty"`      // set when Done
+	QueuedAt    time.Time `json:"queued_at"`             // when the job was added
+	StartedAt   time.Time `json:"started_at,omitzero"`   // when the last attempt started
+	FinishedAt  time.Time `json:"finished_at,omitzero"`  // when the job became Done or Failed
+}
+
+// NewJob is a discovered file.
+type NewJob struct {
+	Path     string
+	Size     int64
+	ModTime  time.Time
+	Folder   string
+	Provider string
+}
+
+func (f NewJob) validate() error {
+	if f.Path == "" {
+		return fmt.Errorf("new job: empty path")
+	}
+	if strings.IndexByte(f.Path, 0) >= 0 {
+		return fmt.Errorf("new job %q: path contains a NUL byte", f.Path)
+	}
+	return nil
+}
+
+// Added is AddBatch's answer for one file.
+type Added struct {
+	// Job is the new job, or the existing one for the same identity.
+	Job Job
+	// Added is true when Job was created by this call.
+	Added bool
+}
+
+// Filter selects jobs for List.
+type Filter struct {
+	States   []State // empty: all states
+	Provider string  // empty: all providers
+	Limit    int     // at most this many jobs; zero or less: no limit
+}
+
+func encodeJob(j *Job) ([]byte, error) {
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, fmt.Errorf("encode job %d: %w", j.ID, err)
+	}
+	return b, nil
+}
+
+func decodeJob(id uint64, b []byte) (Job, error) {
+	var j Job
+	if err := json.Unmarshal(b, &j); err != nil {
+		return Job{}, fmt.Errorf("decode job %d: %w", id, err)
+	}
+	j.ID = id // the key is the truth
+	return j, nil
+}
+
+// Keys. A NUL separates a path or state from what follows: neither can contain one.
+
+func encodeID(id uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, id)
+	return b
+}
+
+func decodeID(b []byte) uint64 { return binary.BigEndian.Uint64(b) }
+
+func stateKey(s State, id uint64) []byte {
+	k := make([]byte, 0, len(s)+9)
+	k = append(k, s...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+func statePrefix(s State) []byte { return append([]byte(s), 0) }
+
+func identityKey(path string, size int64, mtime time.Time) []byte {
+	k := make([]byte, 0, len(path)+17)
+	k = append(k, path...)
+	k = append(k, 0)
+	k = binary.BigEndian.AppendUint64(k, uint64(size))
+	return binary.BigEndian.AppendUint64(k, uint64(mtime.UnixNano()))
+}
+
+func pathKey(path string, id uint64) []byte {
+	k := make([]byte, 0, len(path)+9)
+	k = append(k, path...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, id)
+}
+
+func (j *Job) identityKey() []byte { return identityKey(j.Path, j.Size, j.ModTime) }

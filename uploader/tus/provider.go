@@ -1,0 +1,145 @@
+package tus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+
+	"github.com/chute-dev/chute/uploader"
+)
+
+// Options are the `tus` provider's config keys (besides type, endpoint and concurrency).
+type Options struct {
+	// ChunkSize bounds one PATCH, for servers that want chunks; 0 sends the file in one PATCH.
+	ChunkSize int64 `yaml:"chunk_size"`
+	// Headers are sent with every request, e.g. an Authorization header. Their values are
+	// treated as secrets: never logged.
+	Headers map[string]string `yaml:"headers"`
+	// Metadata is added to every upload's Upload-Metadata besides filename and filetype.
+	Metadata map[string]string `yaml:"metadata"`
+}
+
+// Type is the `tus` provider type: any TUS 1.0 server; endpoint is its creation URL.
+func Type() uploader.Type {
+	return uploader.Type{
+		Name:       "tus",
+		NewOptions: func() any { return &Options{} },
+		New: func(env uploader.Env, options any) (uploader.Provider, error) {
+			return New(env, *options.(*Options))
+		},
+	}
+}
+
+// Provider uploads to a TUS server.
+type Provider struct {
+	endpoint string
+	client   *Client
+	meta     map[string]string
+}
+
+var _ uploader.Provider = (*Provider)(nil)
+
+// New returns a `tus` provider.
+func New(env uploader.Env, opts Options) (*Provider, error) {
+	if env.Endpoint == "" {
+		return nil, errors.New("tus: endpoint (the creation URL) is required")
+	}
+	u, err := url.Parse(env.Endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("tus: endpoint %q is not an http(s) URL", uploader.RedactURL(env.Endpoint))
+	}
+	if opts.ChunkSize < 0 {
+		return nil, fmt.Errorf("tus: chunk_size must not be negative")
+	}
+	h := make(http.Header)
+	for k, v := range opts.Headers {
+		h.Set(k, v)
+	}
+	return &Provider{
+		endpoint: env.Endpoint,
+		client:   NewClient(ClientOptions{HTTP: env.Client, Header: h, ChunkSize: opts.ChunkSize}),
+		meta:     opts.Metadata,
+	}, nil
+}
+
+// checkpoint is what the provider saves: the upload's URL once it exists.
+type checkpoint struct {
+	URL string `json:"url"`
+}
+
+// Upload sends job.File, resuming the upload its checkpoint names.
+func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Result, error) {
+	var cp checkpoint
+	if len(job.Checkpoint) > 0 {
+		if err := json.Unmarshal(job.Checkpoint, &cp); err != nil {
+			job.Log().Warn("tus: unreadable checkpoint, starting a new upload", "err", err)
+		}
+	}
+	meta := map[string]string{"filename": job.File.Name, "filetype": uploader.ContentType(job.File.Name)}
+	for k, v := range p.meta {
+		meta[k] = v
+	}
+	save := func(ctx context.Context) error {
+		b, _ := json.Marshal(cp)
+		return job.SaveCheckpoint(ctx, b)
+	}
+	if err := p.client.Transfer(ctx, p.endpoint, job, meta, &cp.URL, save); err != nil {
+		return uploader.Result{}, err
+	}
+	return uploader.Result{ID: lastSegment(cp.URL), URL: cp.URL}, nil
+}
+
+// Transfer makes sure all of job.File is on the server. It resumes the upload at *uploadURL
+// from the offset the server reports, or, when there is none or the server no longer has it,
+// creates one at creationURL and calls save (with *uploadURL set) before sending a byte, so
+// that a crash never creates a second upload for the file.
+func (c *Client) Transfer(ctx context.Context, creationURL string, job *uploader.Job, meta map[string]string, uploadURL *string, save func(context.Context) error) error {
+	var offset int64
+	if *uploadURL != "" {
+		off, err := c.Offset(ctx, *uploadURL)
+		switch {
+		case errors.Is(err, ErrGone):
+			job.Log().Warn("tus: the server no longer has the upload; starting a new one", "upload", uploader.RedactURL(*uploadURL))
+			*uploadURL = ""
+		case err != nil:
+			return err
+		default:
+			offset = off
+		}
+	}
+	if *uploadURL == "" {
+		loc, err := c.Create(ctx, creationURL, job.File.Size, meta)
+		if err != nil {
+			return err
+		}
+		*uploadURL = loc
+		if err := save(ctx); err != nil {
+			return err
+		}
+	}
+	if offset > job.File.Size {
+		return uploader.Permanentf("tus: the server holds %d bytes of a %d-byte file: the file shrank after the upload began", offset, job.File.Size)
+	}
+	job.ReportProgress(offset)
+	if _, err := c.Send(ctx, *uploadURL, job.File, offset, job.Progress); err != nil {
+		if errors.Is(err, ErrGone) {
+			// Expired mid-way: the next attempt asks again, finds it gone and starts anew.
+			return uploader.TransientError(err)
+		}
+		return err
+	}
+	return nil
+}
+
+func lastSegment(u string) string {
+	p, err := url.Parse(u)
+	if err != nil {
+		return ""
+	}
+	return path.Base(strings.TrimSuffix(p.Path, "/"))
+}

@@ -1,0 +1,410 @@
+// Package uploadertest is the conformance suite every provider runs against its emulator, as
+// rclone's fstests and restic's backend suite do: each provider's test is a few lines that
+// fill in a Harness and call Run.
+package uploadertest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/chute-dev/chute/uploader"
+)
+
+// Stats are the emulator's counters.
+type Stats struct {
+	// Created counts remote objects created: uploads, video entities, tickets; whatever a
+	// repeated step would make twice.
+	Created int
+	// BytesReceived counts file bytes the server accepted into uploads.
+	BytesReceived int64
+}
+
+// Harness connects the suite to one provider and its emulator.
+type Harness struct {
+	// NewProvider returns a provider pointed at the emulator, using client.
+	NewProvider func(t testing.TB, client *uploader.Client) uploader.Provider
+	// NewBadAuthProvider returns a provider whose credentials the emulator refuses.
+	NewBadAuthProvider func(t testing.TB, client *uploader.Client) uploader.Provider
+	// Secret is a credential NewProvider uses; it must never appear in an error.
+	Secret string
+	// Stored opens the bytes the emulator holds for a finished upload.
+	Stored func(t testing.TB, res uploader.Result) (io.ReadCloser, error)
+	// Stats reads the emulator's counters.
+	Stats func() Stats
+	// FailNext makes the emulator answer the next n API requests with status, with a
+	// Retry-After of retryAfter when it is > 0.
+	FailNext func(n int, status int, retryAfter time.Duration)
+	// Listener is the emulator's upload listener, for cutting connections mid-upload.
+	Listener *Listener
+	// Stall makes the emulator hold every request without answering until called with false.
+	Stall func(on bool)
+}
+
+// Sizes are the file sizes every provider must deliver byte for byte.
+var Sizes = []int64{0, 1 << 10, 20 << 20}
+
+// Run runs the conformance suite.
+func Run(t *testing.T, h Harness) {
+	t.Run("Sizes", func(t *testing.T) { testSizes(t, h) })
+	t.Run("ResumeAfterCancel", func(t *testing.T) { testResume(t, h) })
+	t.Run("TransientStatus", func(t *testing.T) { testTransient(t, h, 503, 0) })
+	t.Run("RetryAfter", func(t *testing.T) { testTransient(t, h, 429, 2*time.Second) })
+	t.Run("ConnectionCut", func(t *testing.T) { testCut(t, h) })
+	t.Run("BadCredentials", func(t *testing.T) { testBadAuth(t, h) })
+	t.Run("CancelReturnsPromptly", func(t *testing.T) { testCancel(t, h) })
+}
+
+// attempt is one call of Upload with an in-memory checkpoint store, as the engine makes it.
+type attempt struct {
+	mu         sync.Mutex
+	checkpoint []byte
+	saves      int
+	// receivedAtFirstSave is Stats().BytesReceived when the first checkpoint was saved.
+	receivedAtFirstSave int64
+	firstProgress       int64
+	sawProgress         bool
+}
+
+func (a *attempt) job(t testing.TB, h Harness, f *uploader.File, progress func(int64)) *uploader.Job {
+	a.mu.Lock()
+	cp := append([]byte(nil), a.checkpoint...)
+	a.sawProgress = false
+	a.mu.Unlock()
+	if len(cp) == 0 {
+		cp = nil
+	}
+	return &uploader.Job{
+		File:       f,
+		Checkpoint: cp,
+		Save: func(ctx context.Context, b []byte) error {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if a.saves == 0 {
+				a.receivedAtFirstSave = h.Stats().BytesReceived
+			}
+			a.saves++
+			a.checkpoint = append([]byte(nil), b...)
+			return nil
+		},
+		Progress: func(n int64) {
+			a.mu.Lock()
+			if !a.sawProgress {
+				a.sawProgress = true
+				a.firstProgress = n
+			}
+			a.mu.Unlock()
+			if progress != nil {
+				progress(n)
+			}
+		},
+	}
+}
+
+// until retries Upload the way the engine does (transient and retry-after errors again, with
+// the saved checkpoint) until it succeeds or fails for good.
+func (a *attempt) until(t testing.TB, h Harness, p uploader.Provider, f *uploader.File, maxTries int) (uploader.Result, error) {
+	var err error
+	for i := 0; i < maxTries; i++ {
+		var res uploader.Result
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		res, err = p.Upload(ctx, a.job(t, h, f, nil))
+		cancel()
+		if err == nil {
+			return res, nil
+		}
+		if uploader.IsPermanent(err) {
+			return res, err
+		}
+	}
+	return uploader.Result{}, err
+}
+
+func newClient(t testing.TB) *uploader.Client {
+	c := uploader.NewClient(uploader.ClientOptions{})
+	t.Cleanup(c.CloseIdle)
+	return c
+}
+
+// MakeFile writes a file of size random bytes in dir and returns its path.
+func MakeFile(t testing.TB, dir, name string, size int64) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func open(t testing.TB, path string) *uploader.File {
+	t.Helper()
+	f, err := uploader.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// SameBytes fails t unless what the emulator stored for res equals the file at path.
+func SameBytes(t testing.TB, h Harness, res uploader.Result, path string) {
+	t.Helper()
+	rc, err := h.Stored(t, res)
+	if err != nil {
+		t.Fatalf("the emulator has nothing stored for %+v: %v", res, err)
+	}
+	defer rc.Close()
+	got := sha256.New()
+	n, err := io.Copy(got, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.New()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, _ := io.Copy(want, f)
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatalf("stored bytes differ from the file: stored %d bytes, file has %d", n, m)
+	}
+}
+
+func leakCheck(t *testing.T, client *uploader.Client) {
+	// The emulator's own goroutines (server connections) are not the provider's.
+	opts := []goleak.Option{goleak.IgnoreCurrent(), goleak.IgnoreAnyFunction("net/http.(*conn).serve")}
+	t.Cleanup(func() {
+		client.CloseIdle()
+		if err := goleak.Find(opts...); err != nil {
+			t.Errorf("goroutines left behind: %v", err)
+		}
+	})
+}
+
+func testSizes(t *testing.T, h Harness) {
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	dir := t.TempDir()
+	for _, size := range Sizes {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			path := MakeFile(t, dir, fmt.Sprintf("clip %d ünï'\".mp4", size), size)
+			before := h.Stats()
+			var a attempt
+			res, err := p.Upload(context.Background(), a.job(t, h, open(t, path), nil))
+			if err != nil {
+				t.Fatalf("upload of %d bytes: %v", size, err)
+			}
+			if res.ID == "" || res.URL == "" {
+				t.Fatalf("result lacks an id or url: %+v", res)
+			}
+			SameBytes(t, h, res, path)
+			after := h.Stats()
+			if got := after.Created - before.Created; got < 1 {
+				t.Fatalf("emulator counts %d objects created for one file", got)
+			}
+			if got := after.BytesReceived - before.BytesReceived; got != size {
+				t.Fatalf("emulator received %d bytes for a %d-byte file", got, size)
+			}
+			if a.saves > 0 && a.receivedAtFirstSave != before.BytesReceived {
+				t.Fatalf("first checkpoint saved after %d bytes were sent: it must come before", a.receivedAtFirstSave-before.BytesReceived)
+			}
+		})
+	}
+}
+
+// created runs one clean upload and returns how many objects the emulator counts for it, so
+// that tests with faults can demand no more than that.
+func created(t *testing.T, h Harness, p uploader.Provider, dir string) int {
+	path := MakeFile(t, dir, "baseline.mp4", 1<<10)
+	before := h.Stats().Created
+	var a attempt
+	if _, err := a.until(t, h, p, open(t, path), 1); err != nil {
+		t.Fatalf("baseline upload: %v", err)
+	}
+	return h.Stats().Created - before
+}
+
+func testResume(t *testing.T, h Harness) {
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	dir := t.TempDir()
+	per := created(t, h, p, dir)
+	const size = 64 << 20
+	path := MakeFile(t, dir, "big.mp4", size)
+	f := open(t, path)
+	before := h.Stats()
+
+	var a attempt
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_, err := p.Upload(ctx, a.job(t, h, f, func(n int64) {
+		if n >= size/2 {
+			cancel()
+		}
+	}))
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("upload cancelled half-way returned %v, want context.Canceled", err)
+	}
+	if a.checkpoint == nil {
+		t.Fatal("no checkpoint was saved before the upload was cancelled")
+	}
+	mid := h.Stats()
+	if mid.BytesReceived-before.BytesReceived >= size {
+		t.Fatal("the whole file arrived before the cancel: the test proves nothing")
+	}
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	SameBytes(t, h, res, path)
+	after := h.Stats()
+	if got := after.Created - before.Created; got != per {
+		t.Errorf("resume created %d objects, a clean upload creates %d", got, per)
+	}
+	if a.firstProgress == 0 && mid.BytesReceived > before.BytesReceived {
+		t.Errorf("resume started from 0 though the server held %d bytes", mid.BytesReceived-before.BytesReceived)
+	}
+	if got := after.BytesReceived - before.BytesReceived; got > size+size/20 {
+		t.Errorf("server received %d bytes for a %d-byte file (%.2fx): resume re-sent what it had", got, size, float64(got)/size)
+	}
+}
+
+func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration) {
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	dir := t.TempDir()
+	per := created(t, h, p, dir)
+	path := MakeFile(t, dir, "flaky.mp4", 1<<20)
+	f := open(t, path)
+	before := h.Stats()
+	h.FailNext(1, status, retryAfter)
+	var a attempt
+	_, err := p.Upload(context.Background(), a.job(t, h, f, nil))
+	if err == nil {
+		t.Fatalf("upload succeeded though the emulator answered %d", status)
+	}
+	class, after := uploader.Classify(err)
+	want := uploader.Transient
+	if retryAfter > 0 {
+		want = uploader.RetryAfter
+	}
+	if class != want {
+		t.Fatalf("answer %d classed %v, want %v (error: %v)", status, class, want, err)
+	}
+	if retryAfter > 0 && after != retryAfter {
+		t.Fatalf("Retry-After %v read as %v", retryAfter, after)
+	}
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("retry after %d: %v", status, err)
+	}
+	SameBytes(t, h, res, path)
+	if got := h.Stats().Created - before.Created; got != per {
+		t.Errorf("retry created %d objects, a clean upload creates %d", got, per)
+	}
+}
+
+func testCut(t *testing.T, h Harness) {
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	dir := t.TempDir()
+	per := created(t, h, p, dir)
+	const size = 20 << 20
+	path := MakeFile(t, dir, "cut.mp4", size)
+	f := open(t, path)
+	before := h.Stats()
+	h.Listener.CutAfter(size / 3)
+	var a attempt
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := p.Upload(ctx, a.job(t, h, f, nil))
+	if err == nil {
+		t.Fatal("upload succeeded through a cut connection")
+	}
+	if uploader.IsPermanent(err) {
+		t.Fatalf("a cut connection was classed permanent: %v", err)
+	}
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("retry after a cut: %v", err)
+	}
+	SameBytes(t, h, res, path)
+	after := h.Stats()
+	if got := after.Created - before.Created; got != per {
+		t.Errorf("retry after a cut created %d objects, a clean upload creates %d", got, per)
+	}
+	if got := after.BytesReceived - before.BytesReceived; got > size*12/10 {
+		t.Errorf("server received %d bytes for a %d-byte file after a cut", got, size)
+	}
+}
+
+func testBadAuth(t *testing.T, h Harness) {
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewBadAuthProvider(t, client)
+	path := MakeFile(t, t.TempDir(), "denied.mp4", 1<<10)
+	var a attempt
+	_, err := p.Upload(context.Background(), a.job(t, h, open(t, path), nil))
+	if err == nil {
+		t.Fatal("upload with refused credentials succeeded")
+	}
+	if !uploader.IsPermanent(err) {
+		t.Fatalf("refused credentials classed %v, want permanent: %v", func() uploader.Class { c, _ := uploader.Classify(err); return c }(), err)
+	}
+	if h.Secret != "" && strings.Contains(err.Error(), h.Secret) {
+		t.Fatalf("the error shows the secret: %v", err)
+	}
+}
+
+func testCancel(t *testing.T, h Harness) {
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	path := MakeFile(t, t.TempDir(), "stalled.mp4", 1<<20)
+	f := open(t, path)
+	h.Stall(true)
+	defer h.Stall(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		var a attempt
+		_, err := p.Upload(ctx, a.job(t, h, f, nil))
+		done <- err
+	}()
+	time.Sleep(200 * time.Millisecond) // let it reach the stalled server
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled upload returned %v, want context.Canceled", err)
+		}
+	case <-time.After(time.Second):
+		h.Stall(false)
+		<-done
+		t.Fatal("Upload did not return within 1s of its context being cancelled")
+	}
+}

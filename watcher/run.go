@@ -1,0 +1,521 @@
+package watcher
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// Run watches the folders until ctx is done, sending to out batches of files
+// that became ready: a batch is everything that became ready in one poll tick
+// and is never empty. Batches not yet taken by the receiver are queued in
+// order (Run keeps reading fsnotify events meanwhile).
+//
+// Run returns nil when ctx is done (queued batches are dropped), and an error
+// if watching cannot start: a folder is missing or not a directory, or its
+// root cannot be watched. Problems after the start (an unreadable
+// subdirectory, a folder removed while watched) are logged and retried at the
+// next rescan. When Run returns, the fsnotify watcher is closed and every
+// goroutine Run started has stopped. Only one Run may be in progress at a
+// time; a later Run starts afresh (it remembers nothing of an earlier one).
+func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
+	if out == nil {
+		return fmt.Errorf("watcher: nil out channel")
+	}
+	w.mu.Lock()
+	if w.running {
+		w.mu.Unlock()
+		return fmt.Errorf("watcher: Run is already running")
+	}
+	w.running = true
+	w.forgets = nil
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		w.running = false
+		w.forgets = nil
+		w.mu.Unlock()
+	}()
+	select {
+	case <-w.rescanCh: // the initial scan covers a request made before Run
+	default:
+	}
+
+	fsw, err := fsnotify.NewBufferedWatcher(eventBuffer)
+	if err != nil {
+		return fmt.Errorf("watcher: start fsnotify: %w", err)
+	}
+	defer func() {
+		// Close waits for fsnotify's reader goroutine to stop.
+		if err := fsw.Close(); err != nil {
+			w.log.Warn("closing fsnotify watcher", "err", err)
+		}
+	}()
+
+	r := &run{
+		w:        w,
+		fsw:      fsw,
+		log:      w.log,
+		dirs:     make(map[string]watchedDir),
+		pending:  make(map[string]*pendingFile),
+		reported: make(map[string]reportedFile),
+	}
+	for i := range w.folders {
+		f := &w.folders[i]
+		st, err := os.Stat(f.Path)
+		if err != nil {
+			return fmt.Errorf("watcher: folder %s: %w", f.Path, err)
+		}
+		if !st.IsDir() {
+			return fmt.Errorf("watcher: folder %s: not a directory", f.Path)
+		}
+		if err := r.watchDir(f.Path, i); err != nil {
+			return err
+		}
+	}
+	if err := r.fullScan(ctx, "start"); err != nil {
+		return nil // ctx is done
+	}
+	return r.loop(ctx, out)
+}
+
+// run is the state of one Run, owned by Run's goroutine.
+type run struct {
+	w   *Watcher
+	fsw *fsnotify.Watcher
+	log *slog.Logger
+
+	dirs     map[string]watchedDir   // watched directories
+	pending  map[string]*pendingFile // files waiting to settle
+	reported map[string]reportedFile // files reported, by path
+	gen      uint64                  // full-rescan generation, for pruning
+}
+
+type watchedDir struct {
+	folder int
+	gen    uint64 // last full rescan that saw it
+}
+
+type reportedFile struct {
+	folder int
+	size   int64
+	mtime  time.Time
+	gen    uint64 // last full rescan that saw it (or when it was reported)
+}
+
+type pendingFile struct {
+	folder int
+	known  bool // size and mtime hold a stat result
+	size   int64
+	mtime  time.Time
+
+	since    time.Time // the settle clock: the last change seen
+	first    time.Time // when it became pending, for MaxWait
+	nextStat time.Time // per-folder poll pacing
+
+	warnedWait bool // MaxWait warning logged
+	warnedErr  bool // stat/open failure warning logged
+}
+
+// loop is Run's event loop.
+func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
+	tick := time.NewTicker(r.w.tick)
+	defer tick.Stop()
+	var rescanC <-chan time.Time
+	if r.w.rescanEvery > 0 {
+		t := time.NewTicker(r.w.rescanEvery)
+		defer t.Stop()
+		rescanC = t.C
+	}
+	var queue [][]Ready
+	for {
+		var send chan<- []Ready
+		var head []Ready
+		if len(queue) > 0 {
+			send, head = out, queue[0]
+		}
+		var err error
+		select {
+		case <-ctx.Done():
+			return nil
+		case send <- head:
+			queue[0] = nil
+			queue = queue[1:]
+		case ev, ok := <-r.fsw.Events:
+			if !ok {
+				return fmt.Errorf("watcher: fsnotify event channel closed")
+			}
+			err = r.handleEvent(ctx, ev)
+		case e, ok := <-r.fsw.Errors:
+			if !ok {
+				return fmt.Errorf("watcher: fsnotify error channel closed")
+			}
+			if errors.Is(e, fsnotify.ErrEventOverflow) {
+				r.log.Warn("fsnotify queue overflow; rescanning")
+				err = r.fullScan(ctx, "overflow")
+			} else {
+				r.log.Warn("fsnotify error", "err", e)
+			}
+		case now := <-tick.C:
+			if b := r.poll(now); len(b) > 0 {
+				queue = append(queue, b)
+			}
+		case <-rescanC:
+			err = r.fullScan(ctx, "periodic")
+		case <-r.w.rescanCh:
+			err = r.fullScan(ctx, "requested")
+		case <-r.w.forgetCh:
+			r.forget(r.w.takeForgets())
+		}
+		if err != nil {
+			return nil // only ctx cancellation interrupts a scan
+		}
+	}
+}
+
+// watchDir adds an fsnotify watch on dir for folder fi unless it has one,
+// and stamps it as seen by the current rescan.
+func (r *run) watchDir(dir string, fi int) error {
+	if d, ok := r.dirs[dir]; ok {
+		d.gen = r.gen
+		r.dirs[dir] = d
+		return nil
+	}
+	if err := r.fsw.Add(dir); err != nil {
+		return fmt.Errorf("watcher: watch %s: %w", dir, err)
+	}
+	r.dirs[dir] = watchedDir{folder: fi, gen: r.gen}
+	return nil
+}
+
+// dropDir forgets a removed or renamed directory: its watches and those of
+// its subdirectories, and every pending or reported file below it.
+func (r *run) dropDir(dir string) {
+	prefix := dir + string(filepath.Separator)
+	below := func(p string) bool { return p == dir || strings.HasPrefix(p, prefix) }
+	for d, wd := range r.dirs {
+		if !below(d) {
+			continue
+		}
+		// fsnotify already dropped the watch of a deleted or moved directory.
+		if err := r.fsw.Remove(d); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+			r.log.Debug("removing watch", "dir", d, "err", err)
+		}
+		delete(r.dirs, d)
+		if d == r.w.folders[wd.folder].Path {
+			r.log.Warn("watched folder removed; will look for it at the next rescan", "folder", d)
+		}
+	}
+	for p := range r.pending {
+		if below(p) {
+			delete(r.pending, p)
+		}
+	}
+	for p := range r.reported {
+		if below(p) {
+			delete(r.reported, p)
+		}
+	}
+	r.log.Debug("directory gone", "dir", dir)
+}
+
+// handleEvent applies one fsnotify event: removals drop state, everything
+// else marks a file pending (or restarts its settle clock), and a new
+// directory in a recursive folder is watched and scanned at once. It returns
+// an error only when ctx is done during a scan.
+func (r *run) handleEvent(ctx context.Context, ev fsnotify.Event) error {
+	name := filepath.Clean(ev.Name)
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		if _, ok := r.dirs[name]; ok {
+			r.dropDir(name)
+		} else {
+			delete(r.pending, name)
+			delete(r.reported, name)
+		}
+		if !ev.Has(fsnotify.Create) {
+			return nil
+		}
+	}
+	parent, ok := r.dirs[filepath.Dir(name)]
+	if !ok {
+		return nil // a watched directory's own event, or a stale one
+	}
+	fi := parent.folder
+	now := time.Now()
+	if ev.Has(fsnotify.Create) {
+		st, err := os.Lstat(name)
+		if err != nil {
+			return nil // already gone; its Remove event follows
+		}
+		switch {
+		case st.IsDir():
+			if !r.w.folders[fi].Recursive {
+				return nil
+			}
+			// Files may have landed in it before the watch existed: scan now.
+			_, err := r.scanTree(ctx, name, fi, now)
+			return err
+		case st.Mode().IsRegular(), st.Mode()&fs.ModeSymlink != 0:
+			r.markPending(name, fi, now)
+		}
+		return nil
+	}
+	if _, ok := r.dirs[name]; ok {
+		return nil // attribute change of a watched directory
+	}
+	r.markPending(name, fi, now)
+	return nil
+}
+
+// markPending makes a file of folder fi pending, or restarts the settle
+// clock of a pending one. Its size and mtime are taken at the next poll.
+func (r *run) markPending(p string, fi int, now time.Time) {
+	if !r.w.folders[fi].wanted(p) {
+		return
+	}
+	if pf, ok := r.pending[p]; ok {
+		pf.since = now
+		return
+	}
+	r.pending[p] = &pendingFile{folder: fi, since: now, first: now}
+}
+
+// forget applies Forget calls.
+func (r *run) forget(paths []string) {
+	now := time.Now()
+	for _, p := range paths {
+		delete(r.reported, p)
+		delete(r.pending, p)
+		if d, ok := r.dirs[filepath.Dir(p)]; ok {
+			r.markPending(p, d.folder, now)
+		}
+		r.log.Debug("forgotten", "path", p)
+	}
+}
+
+// fullScan rescans every folder: re-adds missing watches (a folder removed
+// and created again comes back), marks new or changed files pending, and
+// prunes directories and reported files no longer there. It returns an error
+// only when ctx is done.
+func (r *run) fullScan(ctx context.Context, why string) error {
+	start := time.Now()
+	r.gen++
+	clean := make([]bool, len(r.w.folders))
+	for i := range r.w.folders {
+		f := &r.w.folders[i]
+		st, err := os.Stat(f.Path)
+		if err == nil && !st.IsDir() {
+			err = fmt.Errorf("not a directory")
+		}
+		if err != nil {
+			r.log.Warn("folder unavailable", "folder", f.Path, "err", err)
+			continue
+		}
+		ok, err := r.scanTree(ctx, f.Path, i, start)
+		if err != nil {
+			return err
+		}
+		clean[i] = ok
+	}
+	for d, wd := range r.dirs {
+		if clean[wd.folder] && wd.gen != r.gen {
+			if err := r.fsw.Remove(d); err != nil && !errors.Is(err, fsnotify.ErrNonExistentWatch) {
+				r.log.Debug("removing watch", "dir", d, "err", err)
+			}
+			delete(r.dirs, d)
+		}
+	}
+	for p, rf := range r.reported {
+		if clean[rf.folder] && rf.gen != r.gen {
+			delete(r.reported, p)
+		}
+	}
+	r.log.Debug("rescan done", "why", why, "took", time.Since(start),
+		"dirs", len(r.dirs), "pending", len(r.pending), "reported", len(r.reported))
+	return nil
+}
+
+// scanTree watches dir and marks its files pending; in a recursive folder it
+// descends into subdirectories (never through symlinks). ok is false when
+// some directory could not be watched or read. err is ctx's error when ctx is
+// done.
+func (r *run) scanTree(ctx context.Context, dir string, fi int, now time.Time) (ok bool, err error) {
+	f := &r.w.folders[fi]
+	ok = true
+	stack := []string{dir}
+	for len(stack) > 0 {
+		d := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		// Watch before reading, so no file lands unseen in between.
+		if err := r.watchDir(d, fi); err != nil {
+			r.log.Warn("cannot watch directory", "dir", d, "err", err)
+			ok = false
+		}
+		err := r.readDir(ctx, d, func(e fs.DirEntry) {
+			p := filepath.Join(d, e.Name())
+			switch t := e.Type(); {
+			case t.IsDir():
+				if f.Recursive {
+					stack = append(stack, p)
+				}
+			case t.IsRegular(), t&fs.ModeSymlink != 0:
+				r.seeFile(p, fi, e, now)
+			}
+		})
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return false, ctx.Err()
+		case isNotExist(err) && d != f.Path:
+			// Removed while we looked; its Remove event cleans up.
+		default:
+			r.log.Warn("cannot read directory", "dir", d, "err", err)
+			ok = false
+		}
+	}
+	return ok, nil
+}
+
+// readDir calls fn for every entry of dir, checking ctx between chunks.
+func (r *run) readDir(ctx context.Context, dir string, fn func(fs.DirEntry)) error {
+	fd, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer fd.Close()
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		entries, err := fd.ReadDir(readDirChunk)
+		for _, e := range entries {
+			fn(e)
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dir, err)
+		}
+	}
+}
+
+// seeFile handles a file found by a scan: a file reported before and
+// unchanged since is left alone; a new or changed file becomes pending
+// (its settle clock starts now); a pending file keeps its clock.
+func (r *run) seeFile(p string, fi int, e fs.DirEntry, now time.Time) {
+	if !r.w.folders[fi].wanted(p) {
+		return
+	}
+	info, err := e.Info()
+	if err == nil && info.Mode()&fs.ModeSymlink != 0 {
+		info, err = os.Stat(p) // a symlink counts if it points to a regular file
+	}
+	if err != nil || !info.Mode().IsRegular() {
+		return
+	}
+	size, mtime := info.Size(), info.ModTime()
+	if rf, ok := r.reported[p]; ok && rf.size == size && rf.mtime.Equal(mtime) {
+		rf.gen = r.gen
+		r.reported[p] = rf
+		return
+	}
+	if _, ok := r.pending[p]; ok {
+		return
+	}
+	r.pending[p] = &pendingFile{folder: fi, known: true, size: size, mtime: mtime, since: now, first: now}
+}
+
+// poll re-stats the pending files due for it and returns those that became
+// ready, sorted by folder and path.
+func (r *run) poll(now time.Time) []Ready {
+	var batch []Ready
+	for p, pf := range r.pending {
+		if now.Before(pf.nextStat) {
+			continue
+		}
+		f := &r.w.folders[pf.folder]
+		pf.nextStat = now.Add(f.poll)
+		if rd, ok := r.check(p, pf, f, now); ok {
+			batch = append(batch, rd)
+		}
+	}
+	slices.SortFunc(batch, func(a, b Ready) int {
+		return cmp.Or(cmp.Compare(a.Folder, b.Folder), strings.Compare(a.Path, b.Path))
+	})
+	return batch
+}
+
+// check re-stats one pending file and decides whether it is ready. It
+// removes the file from the pending set when it is ready, gone, no longer a
+// regular file, or reported before with the same size and mtime.
+func (r *run) check(p string, pf *pendingFile, f *folder, now time.Time) (Ready, bool) {
+	st, err := os.Stat(p)
+	if err != nil {
+		if isNotExist(err) {
+			r.log.Debug("pending file vanished", "path", p)
+			delete(r.pending, p)
+			return Ready{}, false
+		}
+		if !pf.warnedErr {
+			pf.warnedErr = true
+			r.log.Warn("cannot stat pending file; will retry", "path", p, "err", err)
+		}
+		return Ready{}, false
+	}
+	if !st.Mode().IsRegular() {
+		delete(r.pending, p)
+		return Ready{}, false
+	}
+	size, mtime := st.Size(), st.ModTime()
+	switch {
+	case !pf.known:
+		pf.known, pf.size, pf.mtime = true, size, mtime
+	case size != pf.size || !mtime.Equal(pf.mtime):
+		pf.size, pf.mtime, pf.since = size, mtime, now
+	}
+	if now.Sub(pf.since) < f.Settle {
+		if f.MaxWait > 0 && !pf.warnedWait && now.Sub(pf.first) >= f.MaxWait {
+			pf.warnedWait = true
+			r.log.Warn("file still changing after max wait; still watching it",
+				"path", p, "max_wait", f.MaxWait, "size", size)
+		}
+		return Ready{}, false
+	}
+	if rf, ok := r.reported[p]; ok && rf.size == size && rf.mtime.Equal(mtime) {
+		delete(r.pending, p) // touched but unchanged: already reported
+		return Ready{}, false
+	}
+	fd, err := r.w.open(p)
+	if err != nil {
+		if isNotExist(err) {
+			r.log.Debug("pending file vanished", "path", p)
+			delete(r.pending, p)
+			return Ready{}, false
+		}
+		if !pf.warnedErr {
+			pf.warnedErr = true
+			msg := "cannot open settled file; will retry"
+			if errors.Is(err, fs.ErrPermission) {
+				msg = "settled file is not readable (permission denied); will retry"
+			}
+			r.log.Warn(msg, "path", p, "err", err)
+		}
+		return Ready{}, false
+	}
+	fd.Close()
+	delete(r.pending, p)
+	r.reported[p] = reportedFile{folder: pf.folder, size: size, mtime: mtime, gen: r.gen}
+	return Ready{Folder: pf.folder, Path: p, Size: size, ModTime: mtime}, true
+}

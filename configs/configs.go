@@ -124,7 +124,8 @@ type Provider struct {
 	// MaxAttempts is how many attempts a job gets before it fails for good
 	// (`max_attempts`), at least 1, default 10.
 	MaxAttempts int
-	// Options is the filled options struct from TypeInfo.NewOptions.
+	// Options is the filled options struct from TypeInfo.NewOptions (nil when the type
+	// has no NewOptions).
 	Options any
 	// Line is the line of the provider's name in the file.
 	Line int
@@ -452,8 +453,15 @@ func (l *loader) provider(p pair) *Provider {
 		if s, ok := l.scalar(q.val, join(path, "endpoint")); ok {
 			prov.Endpoint = strings.TrimSpace(s)
 			if prov.Endpoint != "" {
-				if u, err := url.Parse(prov.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-					l.add(join(path, "endpoint"), endpointLine, "must be an absolute http or https URL, got %q", prov.Endpoint)
+				u, err := url.Parse(prov.Endpoint)
+				var ue *url.Error
+				if errors.As(err, &ue) {
+					err = ue.Err
+				}
+				if err != nil {
+					l.add(join(path, "endpoint"), endpointLine, "must be an absolute http or https URL: %v", err)
+				} else if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					l.add(join(path, "endpoint"), endpointLine, "must be an absolute http or https URL, got %q", u.Redacted())
 				}
 			}
 		}

@@ -15,7 +15,7 @@ const maxDepth = 64
 
 // maxCopies bounds how many nodes the loader copies while expanding values, so that a
 // document built of aliases of aliases cannot blow up memory.
-const maxCopies = 1 << 20
+const maxCopies = 1 << 16
 
 // pair is one key and its value in a YAML mapping.
 type pair struct {

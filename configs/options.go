@@ -186,6 +186,10 @@ func (l *loader) setField(f *optField, n *yaml.Node, key string) bool {
 	if !ok {
 		return false
 	}
+	if f.v.Kind() == reflect.Slice && f.v.Type().Elem().Kind() != reflect.Uint8 && e.Kind == yaml.ScalarNode && !isNull(e) {
+		// A single value where a list is expected is a list of one.
+		e = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Line: e.Line, Column: e.Column, Content: []*yaml.Node{e}}
+	}
 	err := e.Decode(f.v.Addr().Interface())
 	if err == nil {
 		return true

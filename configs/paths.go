@@ -14,30 +14,40 @@ import (
 //   - macOS: ~/Library/Application Support/chute/state.db
 //   - Windows: %LOCALAPPDATA%\chute\state.db
 func DefaultStatePath() string {
-	switch runtime.GOOS {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		home = ""
+	}
+	return statePath(runtime.GOOS, os.Geteuid() == 0, os.Getenv, home)
+}
+
+// statePath is DefaultStatePath for a given platform, user and environment; home is ""
+// when unknown.
+func statePath(goos string, root bool, getenv func(string) string, home string) string {
+	switch goos {
 	case "windows":
-		dir := os.Getenv("LOCALAPPDATA")
+		dir := getenv("LOCALAPPDATA")
 		if dir == "" {
-			dir = programData()
+			dir = programData(getenv)
 		}
 		return filepath.Join(dir, "chute", "state.db")
 	case "darwin", "ios":
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, "Library", "Application Support", "chute", "state.db")
+		if home == "" {
+			return "/Library/Application Support/chute/state.db"
 		}
-		return "/Library/Application Support/chute/state.db"
+		return filepath.Join(home, "Library", "Application Support", "chute", "state.db")
 	}
 	const system = "/var/lib/chute/state.db"
-	if os.Geteuid() == 0 {
+	if root {
 		return system
 	}
-	if dir := os.Getenv("XDG_STATE_HOME"); dir != "" && filepath.IsAbs(dir) {
+	if dir := getenv("XDG_STATE_HOME"); dir != "" && filepath.IsAbs(dir) {
 		return filepath.Join(dir, "chute", "state.db")
 	}
-	if home, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(home, ".local", "state", "chute", "state.db")
+	if home == "" {
+		return system
 	}
-	return system
+	return filepath.Join(home, ".local", "state", "chute", "state.db")
 }
 
 // DefaultConfigPath returns the config file used when neither --config nor $CHUTE_CONFIG
@@ -45,20 +55,30 @@ func DefaultStatePath() string {
 // on Windows, which has no /etc), os.UserConfigDir()/chute/chute.yaml for a per-user one.
 // When the user config dir is unknown the system path is returned.
 func DefaultConfigPath(user bool) string {
+	dir := ""
 	if user {
-		if dir, err := os.UserConfigDir(); err == nil {
-			return filepath.Join(dir, "chute", "chute.yaml")
+		if d, err := os.UserConfigDir(); err == nil {
+			dir = d
 		}
 	}
-	if runtime.GOOS == "windows" {
-		return filepath.Join(programData(), "chute", "chute.yaml")
+	return configPath(runtime.GOOS, dir, os.Getenv)
+}
+
+// configPath is DefaultConfigPath for a given platform; userDir is the user config dir,
+// or "" for the system config.
+func configPath(goos, userDir string, getenv func(string) string) string {
+	if userDir != "" {
+		return filepath.Join(userDir, "chute", "chute.yaml")
+	}
+	if goos == "windows" {
+		return filepath.Join(programData(getenv), "chute", "chute.yaml")
 	}
 	return "/etc/chute/chute.yaml"
 }
 
 // programData returns Windows' %ProgramData%.
-func programData() string {
-	if dir := os.Getenv("ProgramData"); dir != "" {
+func programData(getenv func(string) string) string {
+	if dir := getenv("ProgramData"); dir != "" {
 		return dir
 	}
 	return `C:\ProgramData`

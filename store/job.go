@@ -68,11 +68,11 @@ type Job struct {
 
 // NewJob is a discovered file.
 type NewJob struct {
-	Path     string
-	Size     int64
-	ModTime  time.Time
-	Folder   string
-	Provider string
+	Path     string    // absolute path of the file
+	Size     int64     // size when it settled
+	ModTime  time.Time // mtime when it settled
+	Folder   string    // the watched folder it was found in
+	Provider string    // the provider name the folder maps to
 }
 
 func (f NewJob) validate() error {

@@ -240,7 +240,7 @@ func (s *Store) LatestByPath(path string) (Job, bool, error) {
 
 // Update loads job id, calls fn on it and writes the result back, keeping the indexes right, in
 // one transaction. Concurrent Updates share a transaction and its fsync (bbolt's Batch), so a
-// lone Update waits up to bbolt's MaxBatchDelay (10ms) before it commits.
+// lone Update waits about a millisecond for company before it commits.
 //
 // If fn returns an error nothing is written and Update returns it (wrapped). fn must not change
 // the ID, must leave a valid State, and must not give the job another job's identity. fn runs

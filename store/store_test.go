@@ -732,3 +732,14 @@ func BenchmarkUpdateParallel(b *testing.B) {
 		}
 	})
 }
+
+func BenchmarkUpdateSerial(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	id := addAll(b, s, discovered("/srv/in", 1))[0].Job.ID
+	for b.Loop() {
+		if _, err := s.Update(ctx, id, func(j *Job) error { j.Sent += 1 << 20; return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

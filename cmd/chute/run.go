@@ -1,0 +1,372 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/chute-dev/chute/configs"
+	"github.com/chute-dev/chute/service"
+	"github.com/chute-dev/chute/store"
+	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/tus"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// exitError carries an exit status other than 1.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+const usage = `chute: a watch-folder upload daemon
+
+Usage:
+  chute run     [--config FILE]            run the daemon in the foreground
+  chute check   [--config FILE] [--online] validate the config and show what would be watched
+  chute status  [--config FILE] [--json]   list the jobs in the state database
+  chute retry   [--config FILE] ID... | --failed
+                                           put failed jobs back in the queue
+  chute demo    [--dir DIR]                try chute against local emulators of every provider
+  chute version                            print version and build information
+
+The config is --config, else $CHUTE_CONFIG, else %s.
+`
+
+// registry lists the provider types this build knows.
+func registry() *uploader.Registry {
+	return uploader.NewRegistry(tus.Type())
+}
+
+// run is the whole program but for signals and the exit status; tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintf(stderr, usage, configs.DefaultConfigPath(false))
+		return &exitError{code: 2}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(ctx, rest, stderr)
+	case "check":
+		return cmdCheck(ctx, rest, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, rest, stdout, stderr)
+	case "retry":
+		return cmdRetry(ctx, rest, stdout, stderr)
+	case "demo":
+		return cmdDemo(ctx, rest, stdout, stderr)
+	case "version", "--version", "-v":
+		return cmdVersion(stdout)
+	case "help", "-h", "--help":
+		fmt.Fprintf(stdout, usage, configs.DefaultConfigPath(false))
+		return nil
+	default:
+		fmt.Fprintf(stderr, usage, configs.DefaultConfigPath(false))
+		return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", cmd)}
+	}
+}
+
+// parse parses flags that may come before or after the arguments.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, &exitError{code: 2}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet("chute "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg := fs.String("config", "", "config file (default: $CHUTE_CONFIG, else "+configs.DefaultConfigPath(false)+")")
+	return fs, cfg
+}
+
+// loadConfig finds and loads the config; invalid configs are exit status 2 with one line per
+// problem.
+func loadConfig(flagValue string, stderr io.Writer) (*configs.Config, error) {
+	path := configs.Locate(flagValue, os.Getenv, false)
+	reg := registry()
+	cfg, err := configs.Load(path, configs.Options{Types: func(name string) (configs.TypeInfo, bool) {
+		t, ok := reg.Lookup(name)
+		if !ok {
+			return configs.TypeInfo{}, false
+		}
+		return configs.TypeInfo{NewOptions: t.NewOptions, EndpointRequired: t.DefaultEndpoint == ""}, true
+	}})
+	if err != nil {
+		var ps configs.Problems
+		if errors.As(err, &ps) {
+			fmt.Fprintf(stderr, "%s: %d problem(s):\n", path, len(ps))
+			for _, p := range ps {
+				fmt.Fprintln(stderr, "  "+p.String())
+			}
+			return nil, &exitError{code: 2, msg: "invalid config"}
+		}
+		return nil, &exitError{code: 2, msg: err.Error()}
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
+	fs, cfgPath := newFlags("run", stderr)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	return runDaemon(ctx, cfg, newLogger(cfg, stderr), nil)
+}
+
+func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger, ready chan<- struct{}) error {
+	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log, Ready: ready})
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	return d.Run(ctx)
+}
+
+func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("check", stderr)
+	online := fs.Bool("online", false, "also test each provider's credentials")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is valid.\nstate: %s\n", cfg.Source, cfg.State)
+	for _, f := range cfg.Folders {
+		p := cfg.Providers[f.Provider]
+		fmt.Fprintf(stdout, "watch %s -> %s (%s)", f.Path, f.Provider, p.Type)
+		if f.Recursive {
+			fmt.Fprint(stdout, ", recursive")
+		}
+		if len(f.Include) > 0 {
+			fmt.Fprintf(stdout, ", include %s", strings.Join(f.Include, " "))
+		}
+		if len(f.Exclude) > 0 {
+			fmt.Fprintf(stdout, ", exclude %s", strings.Join(f.Exclude, " "))
+		}
+		fmt.Fprintf(stdout, ", settle %s, after %s", f.Settle, f.After)
+		if f.After == configs.AfterMove {
+			fmt.Fprintf(stdout, " to %s", f.MoveTo)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if !*online {
+		return nil
+	}
+	d, err := service.New(service.Options{Config: cfg, Registry: registry()})
+	if err != nil {
+		return &exitError{code: 2, msg: err.Error()}
+	}
+	bad := 0
+	for _, name := range sortedKeys(cfg.Providers) {
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := d.CheckProvider(cctx, name)
+		cancel()
+		switch {
+		case errors.Is(err, service.ErrNoCheck):
+			fmt.Fprintf(stdout, "provider %s: no online check for type %s\n", name, cfg.Providers[name].Type)
+		case err != nil:
+			bad++
+			fmt.Fprintf(stdout, "provider %s: FAILED: %v\n", name, err)
+		default:
+			fmt.Fprintf(stdout, "provider %s: credentials accepted\n", name)
+		}
+	}
+	if bad > 0 {
+		return &exitError{code: 2, msg: fmt.Sprintf("%d provider(s) failed the online check", bad)}
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// withStore runs fn on the state database opened read-only, or returns (false, nil) when a
+// running daemon holds it.
+func withStore(path string, readOnly bool, fn func(*store.Store) error) (bool, error) {
+	st, err := store.Open(path, store.Options{ReadOnly: readOnly, Timeout: 300 * time.Millisecond})
+	if errors.Is(err, store.ErrInUse) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	defer st.Close()
+	return true, fn(st)
+}
+
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("status", stderr)
+	asJSON := fs.Bool("json", false, "print JSON for scripts")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	var jobs []service.JobStatus
+	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
+		jobs = []service.JobStatus{}
+	} else {
+		opened, err := withStore(cfg.State, true, func(st *store.Store) error {
+			var err error
+			jobs, err = service.ListJobs(st)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if !opened {
+			if jobs, err = service.QueryJobs(ctx, cfg.State); err != nil {
+				return err
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if jobs == nil {
+			jobs = []service.JobStatus{}
+		}
+		return enc.Encode(jobs)
+	}
+	if len(jobs) == 0 {
+		fmt.Fprintln(stdout, "no jobs yet")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tFILE\tPROVIDER\tSTATE\tPROGRESS\tATTEMPTS\tURL / LAST ERROR")
+	for _, j := range jobs {
+		progress := "-"
+		if j.Size > 0 {
+			progress = fmt.Sprintf("%d%%", j.Sent*100/j.Size)
+		} else if j.State == store.Done {
+			progress = "100%"
+		}
+		detail := j.URL
+		if detail == "" {
+			detail = j.LastError
+		}
+		if j.NextAttempt != nil {
+			detail = fmt.Sprintf("next attempt %s: %s", j.NextAttempt.Local().Format(time.TimeOnly), j.LastError)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", j.ID, j.File, j.Provider, j.State, progress, j.Attempts, oneLine(detail, 100))
+	}
+	return tw.Flush()
+}
+
+func oneLine(s string, max int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > max {
+		s = s[:max-1] + "…"
+	}
+	return s
+}
+
+func cmdRetry(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs, cfgPath := newFlags("retry", stderr)
+	failed := fs.Bool("failed", false, "retry every failed job")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	var ids []uint64
+	for _, a := range pos {
+		id, err := strconv.ParseUint(a, 10, 64)
+		if err != nil {
+			return &exitError{code: 2, msg: fmt.Sprintf("retry: %q is not a job id (see `chute status`)", a)}
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 && !*failed {
+		return &exitError{code: 2, msg: "retry: name job ids, or --failed"}
+	}
+	cfg, err := loadConfig(*cfgPath, stderr)
+	if err != nil {
+		return err
+	}
+	var requeued []uint64
+	var rerr error
+	opened, err := withStore(cfg.State, false, func(st *store.Store) error {
+		jobs, err := service.Retry(ctx, st, ids, *failed)
+		for _, j := range jobs {
+			requeued = append(requeued, j.ID)
+		}
+		rerr = err
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if !opened {
+		requeued, rerr = service.RequestRetry(ctx, cfg.State, ids, *failed)
+	}
+	for _, id := range requeued {
+		fmt.Fprintf(stdout, "job %d queued again\n", id)
+	}
+	if len(requeued) == 0 && rerr == nil {
+		fmt.Fprintln(stdout, "no failed jobs")
+	}
+	return rerr
+}
+
+func cmdVersion(stdout io.Writer) error {
+	fmt.Fprintf(stdout, "chute %s\n", version)
+	fmt.Fprintf(stdout, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.time" || s.Key == "vcs.modified" {
+				fmt.Fprintf(stdout, "%s: %s\n", s.Key, s.Value)
+			}
+		}
+	}
+	return nil
+}

@@ -99,4 +99,3 @@ func sidecarSaysDone(path string, size int64) bool {
 	}
 	return sc.Status == "done" && sc.Size == size
 }
-

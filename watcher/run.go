@@ -69,7 +69,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 		log:      w.log,
 		dirs:     make(map[string]watchedDir),
 		pending:  make(map[string]*pendingFile),
-		reported: make(map[string]reportedFile),
+		reported: newReportedSet(),
 	}
 	for i := range w.folders {
 		f := &w.folders[i]
@@ -98,20 +98,13 @@ type run struct {
 
 	dirs     map[string]watchedDir   // watched directories
 	pending  map[string]*pendingFile // files waiting to settle
-	reported map[string]reportedFile // files reported, by path
+	reported *reportedSet            // files reported
 	gen      uint64                  // full-rescan generation, for pruning
 }
 
 type watchedDir struct {
 	folder int
 	gen    uint64 // last full rescan that saw it
-}
-
-type reportedFile struct {
-	folder int
-	size   int64
-	mtime  time.Time
-	gen    uint64 // last full rescan that saw it (or when it was reported)
 }
 
 type pendingFile struct {
@@ -169,6 +162,7 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 			}
 		case now := <-tick.C:
 			if b := r.poll(now); len(b) > 0 {
+				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
 				queue = append(queue, b)
 			}
 		case <-rescanC:
@@ -222,11 +216,7 @@ func (r *run) dropDir(dir string) {
 			delete(r.pending, p)
 		}
 	}
-	for p := range r.reported {
-		if below(p) {
-			delete(r.reported, p)
-		}
-	}
+	r.reported.removeDirs(below)
 	r.log.Debug("directory gone", "dir", dir)
 }
 
@@ -241,7 +231,7 @@ func (r *run) handleEvent(ctx context.Context, ev fsnotify.Event) error {
 			r.dropDir(name)
 		} else {
 			delete(r.pending, name)
-			delete(r.reported, name)
+			r.reported.remove(name)
 		}
 		if !ev.Has(fsnotify.Create) {
 			return nil
@@ -264,8 +254,7 @@ func (r *run) handleEvent(ctx context.Context, ev fsnotify.Event) error {
 				return nil
 			}
 			// Files may have landed in it before the watch existed: scan now.
-			_, err := r.scanTree(ctx, name, fi, now)
-			return err
+			return r.watchDir(name, fi)
 		case st.Mode().IsRegular(), st.Mode()&fs.ModeSymlink != 0:
 			r.markPending(name, fi, now)
 		}
@@ -295,7 +284,7 @@ func (r *run) markPending(p string, fi int, now time.Time) {
 func (r *run) forget(paths []string) {
 	now := time.Now()
 	for _, p := range paths {
-		delete(r.reported, p)
+		r.reported.remove(p)
 		delete(r.pending, p)
 		if d, ok := r.dirs[filepath.Dir(p)]; ok {
 			r.markPending(p, d.folder, now)
@@ -336,13 +325,9 @@ func (r *run) fullScan(ctx context.Context, why string) error {
 			delete(r.dirs, d)
 		}
 	}
-	for p, rf := range r.reported {
-		if clean[rf.folder] && rf.gen != r.gen {
-			delete(r.reported, p)
-		}
-	}
+	r.reported.prune(func(rf reportedFile) bool { return clean[rf.folder] && rf.gen != r.gen })
 	r.log.Debug("rescan done", "why", why, "took", time.Since(start),
-		"dirs", len(r.dirs), "pending", len(r.pending), "reported", len(r.reported))
+		"dirs", len(r.dirs), "pending", len(r.pending), "reported", r.reported.len())
 	return nil
 }
 
@@ -426,9 +411,9 @@ func (r *run) seeFile(p string, fi int, e fs.DirEntry, now time.Time) {
 		return
 	}
 	size, mtime := info.Size(), info.ModTime()
-	if rf, ok := r.reported[p]; ok && rf.size == size && rf.mtime.Equal(mtime) {
+	if rf, ok := r.reported.get(p); ok && rf.same(size, mtime) {
 		rf.gen = r.gen
-		r.reported[p] = rf
+		r.reported.put(p, rf)
 		return
 	}
 	if _, ok := r.pending[p]; ok {
@@ -493,7 +478,7 @@ func (r *run) check(p string, pf *pendingFile, f *folder, now time.Time) (Ready,
 		}
 		return Ready{}, false
 	}
-	if rf, ok := r.reported[p]; ok && rf.size == size && rf.mtime.Equal(mtime) {
+	if rf, ok := r.reported.get(p); ok && rf.same(size, mtime) {
 		delete(r.pending, p) // touched but unchanged: already reported
 		return Ready{}, false
 	}
@@ -516,6 +501,6 @@ func (r *run) check(p string, pf *pendingFile, f *folder, now time.Time) (Ready,
 	}
 	fd.Close()
 	delete(r.pending, p)
-	r.reported[p] = reportedFile{folder: pf.folder, size: size, mtime: mtime, gen: r.gen}
+	r.reported.put(p, reportedFile{folder: pf.folder, size: size, mtime: mtime, gen: r.gen})
 	return Ready{Folder: pf.folder, Path: p, Size: size, ModTime: mtime}, true
 }

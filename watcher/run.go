@@ -87,6 +87,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 	if err := r.fullScan(ctx, "start"); err != nil {
 		return nil // ctx is done
 	}
+	r.log.Info("watching", "folders", len(w.folders), "dirs", len(r.dirs), "pending", len(r.pending))
 	return r.loop(ctx, out)
 }
 
@@ -160,8 +161,8 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 			} else {
 				r.log.Warn("fsnotify error", "err", e)
 			}
-		case now := <-tick.C:
-			if b := r.poll(now); len(b) > 0 {
+		case <-tick.C:
+			if b := r.poll(time.Now()); len(b) > 0 {
 				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
 				queue = append(queue, b)
 			}
@@ -254,7 +255,8 @@ func (r *run) handleEvent(ctx context.Context, ev fsnotify.Event) error {
 				return nil
 			}
 			// Files may have landed in it before the watch existed: scan now.
-			return r.watchDir(name, fi)
+			_, err := r.scanTree(ctx, name, fi)
+			return err
 		case st.Mode().IsRegular(), st.Mode()&fs.ModeSymlink != 0:
 			r.markPending(name, fi, now)
 		}
@@ -311,7 +313,7 @@ func (r *run) fullScan(ctx context.Context, why string) error {
 			r.log.Warn("folder unavailable", "folder", f.Path, "err", err)
 			continue
 		}
-		ok, err := r.scanTree(ctx, f.Path, i, start)
+		ok, err := r.scanTree(ctx, f.Path, i)
 		if err != nil {
 			return err
 		}
@@ -335,7 +337,7 @@ func (r *run) fullScan(ctx context.Context, why string) error {
 // descends into subdirectories (never through symlinks). ok is false when
 // some directory could not be watched or read. err is ctx's error when ctx is
 // done.
-func (r *run) scanTree(ctx context.Context, dir string, fi int, now time.Time) (ok bool, err error) {
+func (r *run) scanTree(ctx context.Context, dir string, fi int) (ok bool, err error) {
 	f := &r.w.folders[fi]
 	ok = true
 	stack := []string{dir}
@@ -355,7 +357,7 @@ func (r *run) scanTree(ctx context.Context, dir string, fi int, now time.Time) (
 					stack = append(stack, p)
 				}
 			case t.IsRegular(), t&fs.ModeSymlink != 0:
-				r.seeFile(p, fi, e, now)
+				r.seeFile(p, fi, e)
 			}
 		})
 		switch {
@@ -399,7 +401,7 @@ func (r *run) readDir(ctx context.Context, dir string, fn func(fs.DirEntry)) err
 // seeFile handles a file found by a scan: a file reported before and
 // unchanged since is left alone; a new or changed file becomes pending
 // (its settle clock starts now); a pending file keeps its clock.
-func (r *run) seeFile(p string, fi int, e fs.DirEntry, now time.Time) {
+func (r *run) seeFile(p string, fi int, e fs.DirEntry) {
 	if !r.w.folders[fi].wanted(p) {
 		return
 	}
@@ -419,6 +421,7 @@ func (r *run) seeFile(p string, fi int, e fs.DirEntry, now time.Time) {
 	if _, ok := r.pending[p]; ok {
 		return
 	}
+	now := time.Now()
 	r.pending[p] = &pendingFile{folder: fi, known: true, size: size, mtime: mtime, since: now, first: now}
 }
 

@@ -50,6 +50,8 @@ type Server struct {
 
 	created  atomic.Int64
 	received atomic.Int64
+	// throttle is the most PATCH bytes a second tusd reads, all uploads together (0: no limit).
+	throttle atomic.Int64
 
 	mu        sync.Mutex
 	failLeft  int
@@ -147,7 +149,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPatch && r.Body != nil {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &s.received}
+		r.Body = &countingBody{ReadCloser: r.Body, n: &s.received, throttle: &s.throttle}
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	// tusd reads its per-request state from a goroutine woken by the request's context; when
@@ -227,14 +229,26 @@ func (s *Server) Close() error {
 
 type countingBody struct {
 	io.ReadCloser
-	n *atomic.Int64
+	n        *atomic.Int64
+	throttle *atomic.Int64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
+	if bps := b.throttle.Load(); bps > 0 {
+		// Read in slices of a tenth of a second's worth, pausing between them.
+		if max := bps / 10; max > 0 && int64(len(p)) > max {
+			p = p[:max]
+		}
+		time.Sleep(time.Duration(int64(len(p)) * int64(time.Second) / bps))
+	}
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(int64(n))
 	return n, err
 }
+
+// Throttle limits how fast tusd reads upload data, in bytes a second per upload (0: no
+// limit), so that tests can interrupt an upload half-way.
+func (s *Server) Throttle(bytesPerSecond int64) { s.throttle.Store(bytesPerSecond) }
 
 type statusRecorder struct {
 	http.ResponseWriter

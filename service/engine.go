@@ -495,7 +495,7 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 		return nil, time.Time{}
 	}
 	if job.Attempts >= pr.cfg.MaxAttempts {
-		d.fail(job, pr, log, fmt.Sprintf("gave up after %d attempts; the last error was: %s. Check the network and the provider, then run `chute retry %d`", job.Attempts, msg, job.ID))
+		d.fail(job, pr, log, fmt.Sprintf("gave up after %d %s; the last error was: %s. Check the network and the provider, then run `chute retry %d`", job.Attempts, plural(job.Attempts, "attempt"), msg, job.ID))
 		return nil, time.Time{}
 	}
 	wait := after
@@ -762,4 +762,11 @@ func (d *Daemon) CheckProvider(ctx context.Context, name string) error {
 		return ErrNoCheck
 	}
 	return c.Check(ctx)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }

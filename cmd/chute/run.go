@@ -298,7 +298,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if j.NextAttempt != nil {
 			detail = fmt.Sprintf("next attempt %s: %s", j.NextAttempt.Local().Format(time.TimeOnly), j.LastError)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", j.ID, j.File, j.Provider, j.State, progress, j.Attempts, oneLine(detail, 100))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", j.ID, j.File, j.Provider, j.State, progress, j.Attempts, oneLine(detail, 400))
 	}
 	return tw.Flush()
 }

@@ -195,10 +195,10 @@ func TestEndToEnd(t *testing.T) {
 	e := newEnv(t, "")
 	e.start()
 	files := map[string][]byte{
-		"a.mp4":                   bytes.Repeat([]byte("a"), 1<<20),
+		"a.mp4":                      bytes.Repeat([]byte("a"), 1<<20),
 		"with space 'and' \"q\".mp4": []byte("quotes"),
-		"ünïcødé ファイル.webm":        []byte("non-ascii"),
-		"empty.mp4":               {},
+		"ünïcødé ファイル.webm":          []byte("non-ascii"),
+		"empty.mp4":                  {},
 	}
 	for name, data := range files {
 		write(t, filepath.Join(e.inbox, name), data)

@@ -431,3 +431,39 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// Secrets in the config (headers, credentials in the endpoint URL) never reach logs, sidecars
+// or status, through failures and success alike.
+func TestSecretsStayOut(t *testing.T) {
+	e := newEnv(t, `    headers: {Authorization: "Bearer TOPSECRET-header"}`)
+	e.cfg.Providers["own"].Endpoint = strings.Replace(e.srv.URL, "http://", "http://user:TOPSECRET-pass@", 1)
+	e.srv.FailNext(1, 500, 0)
+	e.start()
+	p := filepath.Join(e.inbox, "a.mp4")
+	write(t, p, []byte("a"))
+	e.checkDone(p, []byte("a"))
+	e.srv.FailNext(100, 401, 0)
+	q := filepath.Join(e.inbox, "b.mp4")
+	write(t, q, []byte("b"))
+	if sc := e.sidecar(q); sc.Status != "failed" {
+		t.Fatalf("sidecar %+v", sc)
+	}
+	jobs, err := service.QueryJobs(context.Background(), e.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	var seen bytes.Buffer
+	seen.WriteString(e.logs.String())
+	for _, f := range []string{p, q} {
+		b, _ := os.ReadFile(service.SidecarPath(f))
+		seen.Write(b)
+	}
+	fmt.Fprintf(&seen, "%+v", jobs)
+	if strings.Contains(seen.String(), "TOPSECRET") {
+		t.Fatalf("a secret leaked into logs, sidecars or status:\n%s", seen.String())
+	}
+	if !strings.Contains(seen.String(), "401") {
+		t.Fatalf("the failure is not reported at all:\n%s", seen.String())
+	}
+}

@@ -91,7 +91,7 @@ func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Resu
 	if err := p.client.Transfer(ctx, p.endpoint, job, meta, &cp.URL, save); err != nil {
 		return uploader.Result{}, err
 	}
-	return uploader.Result{ID: lastSegment(cp.URL), URL: cp.URL}, nil
+	return uploader.Result{ID: lastSegment(cp.URL), URL: withoutUserinfo(cp.URL)}, nil
 }
 
 // Transfer makes sure all of job.File is on the server. It resumes the upload at *uploadURL
@@ -142,4 +142,15 @@ func lastSegment(u string) string {
 		return ""
 	}
 	return path.Base(strings.TrimSuffix(p.Path, "/"))
+}
+
+// withoutUserinfo drops credentials an endpoint URL carried from the URL shown to users (the
+// checkpoint keeps them, to resume).
+func withoutUserinfo(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.User == nil {
+		return u
+	}
+	p.User = nil
+	return p.String()
 }

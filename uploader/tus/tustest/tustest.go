@@ -211,6 +211,9 @@ func (s *Server) Stored(id string) (io.ReadCloser, error) {
 	return os.Open(filepath.Join(s.dir, id))
 }
 
+// Dir is where tusd keeps the uploads: <id> holds the data, <id>.info the metadata.
+func (s *Server) Dir() string { return s.dir }
+
 // Close stops the server.
 func (s *Server) Close() error {
 	if s.srv == nil {

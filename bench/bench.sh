@@ -6,6 +6,8 @@
 #   3. 10,000 files of 4 KiB dropped at once: drop to last sidecar, and drop to last job
 #      recorded in the state database.
 # Usage: bench/bench.sh [WORKDIR]   (needs about 10 GiB of disk; curl)
+#        ONLY=one bench/bench.sh      (just the single 1 GiB file against curl)
+#        TUSD_DIR=/dev/shm/tusd ...   (tusd stores in memory: no disk writeback noise)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d /tmp/chute-bench.XXXXXX)}
@@ -14,7 +16,9 @@ echo "work dir: $work"
 go build -o "$work/chute" ./cmd/chute
 go build -o "$work/tusdlite" ./internal/cmd/tusdlite
 
-"$work/tusdlite" --dir "$work/tusd" > "$work/tusd.url" &
+# TUSD_DIR=/dev/shm/x keeps tusd's disk writes (and the page cache's writeback) out of the figures.
+tusd_dir=${TUSD_DIR:-$work/tusd}
+"$work/tusdlite" --dir "$tusd_dir" > "$work/tusd.url" &
 tusd_pid=$!
 chute_pid=
 cleanup() {
@@ -32,9 +36,10 @@ rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
 
 size=$((1 << 30))
 mkdir -p "$work/stage"
-if [ ! -s "$work/stage/big0.bin" ]; then
-  for i in 0 1 2 3; do head -c "$size" /dev/urandom > "$work/stage/big$i.bin"; done
-fi
+for i in 0 1 2 3; do
+  [ -s "$work/stage/big$i.bin" ] || head -c "$size" /dev/urandom > "$work/stage/big$i.bin"
+  [ "${ONLY:-}" = one ] && break
+done
 
 # 1a. curl: the protocol's minimum.
 loc=$(curl -s -i -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
@@ -46,6 +51,7 @@ curl_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 echo "curl 1 GiB: ${curl_s}s, $(rate $size "$curl_s") MB/s"
 
 run_chute() { # $1 = name, $2 = concurrency
+  rm -rf "${work:?}/$1"
   mkdir -p "$work/$1/inbox"
   cat > "$work/$1/chute.yaml" <<YAML
 state: $work/$1/state.db
@@ -80,6 +86,8 @@ echo "chute 1 GiB: drop to sidecar ${total}s ($(rate $size "$total") MB/s, settl
 grep -q '"status": "done"' "$work/one/inbox/big0.bin.chute.json"
 mv "$work/one/inbox/big0.bin" "$work/stage/"
 
+[ "${ONLY:-}" = one ] && exit 0
+
 # 2. chute, four 1 GiB files at once.
 run_chute four 4
 t0=$(now)
@@ -90,7 +98,7 @@ stop_chute
 total=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
 echo "chute 4 x 1 GiB at once: ${total}s ($(rate $((4 * size)) "$total") MB/s); peak RSS ${peak} KiB"
 mv "$work"/four/inbox/big*.bin "$work/stage/"
-rm -rf "$work/tusd"/*
+rm -rf "${tusd_dir:?}"/*
 
 # 3. 10,000 files of 4 KiB dropped at once.
 n=10000

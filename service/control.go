@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -307,51 +308,52 @@ func controlClient(statePath string) *http.Client {
 	}
 }
 
-// QueryJobs asks a running daemon for its jobs.
-func QueryJobs(ctx context.Context, statePath string) ([]JobStatus, error) {
+// callDaemon sends one request to a running daemon's control socket and decodes its JSON
+// answer into out.
+func callDaemon(ctx context.Context, statePath, method, path string, in, out any) error {
 	c := controlClient(statePath)
 	defer c.CloseIdleConnections()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://chute/v1/jobs", nil)
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://chute"+path, body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("ask the running daemon: %w", err)
+		return fmt.Errorf("ask the running daemon: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("ask the running daemon: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+		return fmt.Errorf("ask the running daemon: %s: %s", resp.Status, strings.TrimSpace(string(b)))
 	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("ask the running daemon: %w", err)
+	}
+	return nil
+}
+
+// QueryJobs asks a running daemon for its jobs.
+func QueryJobs(ctx context.Context, statePath string) ([]JobStatus, error) {
 	var jobs []JobStatus
-	if err := json.NewDecoder(resp.Body).Decode(&jobs); err != nil {
-		return nil, fmt.Errorf("ask the running daemon: %w", err)
+	if err := callDaemon(ctx, statePath, http.MethodGet, "/v1/jobs", nil, &jobs); err != nil {
+		return nil, err
 	}
 	return jobs, nil
 }
 
 // RequestRetry asks a running daemon to requeue jobs.
 func RequestRetry(ctx context.Context, statePath string, ids []uint64, failed bool) ([]uint64, error) {
-	c := controlClient(statePath)
-	defer c.CloseIdleConnections()
-	b, _ := json.Marshal(retryRequest{IDs: ids, Failed: failed})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://chute/v1/retry", strings.NewReader(string(b)))
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("ask the running daemon: %w", err)
-	}
-	defer resp.Body.Close()
 	var ans retryAnswer
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return nil, fmt.Errorf("ask the running daemon: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
-		return nil, fmt.Errorf("ask the running daemon: %w", err)
+	if err := callDaemon(ctx, statePath, http.MethodPost, "/v1/retry", retryRequest{IDs: ids, Failed: failed}, &ans); err != nil {
+		return nil, err
 	}
 	if ans.Error != "" {
 		return ans.Requeued, errors.New(ans.Error)

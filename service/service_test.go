@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -465,5 +467,47 @@ func TestSecretsStayOut(t *testing.T) {
 	}
 	if !strings.Contains(seen.String(), "401") {
 		t.Fatalf("the failure is not reported at all:\n%s", seen.String())
+	}
+}
+
+// The optional HTTP listener serves health, jobs and Prometheus metrics.
+func TestStatusHTTP(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	e := newEnv(t, "")
+	e.cfg.Listen = addr
+	e.start()
+	p := filepath.Join(e.inbox, "a.mp4")
+	write(t, p, []byte("a"))
+	e.checkDone(p, []byte("a"))
+	get := func(path string) string {
+		var body string
+		waitFor(t, func() bool {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+			return resp.StatusCode == http.StatusOK
+		}, "GET "+path)
+		return body
+	}
+	if got := get("/healthz"); got != "ok\n" {
+		t.Errorf("/healthz: %q", got)
+	}
+	m := get("/metrics")
+	for _, want := range []string{`chute_jobs{state="done"} 1`, `chute_uploads_total{result="done"} 1`, "chute_uploaded_bytes_total 1"} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, m)
+		}
+	}
+	if j := get("/v1/jobs"); !strings.Contains(j, `"state":"done"`) {
+		t.Errorf("/v1/jobs: %s", j)
 	}
 }

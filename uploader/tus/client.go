@@ -105,6 +105,15 @@ func checkTUS(resp *http.Response) error {
 	case http.StatusConflict, 460:
 		// Offsets out of step or a checksum mismatch: ask the offset again and resend.
 		return uploader.TransientError(se)
+	case http.StatusLocked:
+		// Another request holds the upload: ours will have it once that one ends.
+		return uploader.TransientError(se)
+	case http.StatusBadRequest:
+		if strings.Contains(se.Body, "ERR_UPLOAD_INTERRUPTED") {
+			// tusd stopped this request for a newer one of the same upload (ours, after a
+			// cut connection): asking the offset again and resuming is the cure.
+			return uploader.TransientError(se)
+		}
 	}
 	return err
 }

@@ -36,6 +36,9 @@ type Options struct {
 	PreCreate func(hook tusd.HookEvent) (tusd.HTTPResponse, tusd.FileInfoChanges, error)
 	// Logs receives tusd's logs as text (nil: discarded).
 	Logs io.Writer
+	// AfterRequest, when set, is called after tusd answered a request, with the answer's
+	// status code and headers.
+	AfterRequest func(r *http.Request, status int, header http.Header)
 }
 
 // Server is a tusd on loopback.
@@ -44,6 +47,8 @@ type Server struct {
 	URL      string
 	Listener *uploadertest.Listener
 	dir      string
+	base     string
+	after    func(r *http.Request, status int, header http.Header)
 	srv      *http.Server
 	done     chan struct{}
 	handler  http.Handler
@@ -58,6 +63,8 @@ type Server struct {
 	failCode  int
 	failAfter time.Duration
 	stall     chan struct{} // closed when not stalled
+	// uploadLocks queue the requests for one upload (see lockUpload).
+	uploadLocks map[string]chan struct{}
 }
 
 // Start serves a tusd on a free loopback port.
@@ -107,11 +114,11 @@ func NewHandler(opts Options) (*Server, error) {
 	composer := tusd.NewStoreComposer()
 	store.UseIn(composer)
 	memorylocker.New().UseIn(composer)
-	s := &Server{dir: opts.Dir}
 	base := opts.BasePath
 	if base == "" {
 		base = "/files/"
 	}
+	s := &Server{dir: opts.Dir, base: base, after: opts.AfterRequest, uploadLocks: make(map[string]chan struct{})}
 	h, err := tusd.NewHandler(tusd.Config{
 		BasePath:                base,
 		StoreComposer:           composer,
@@ -151,6 +158,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPatch && r.Body != nil {
 		r.Body = &countingBody{ReadCloser: r.Body, n: &s.received, throttle: &s.throttle}
 	}
+	if id := strings.TrimPrefix(r.URL.Path, s.base); id != r.URL.Path && id != "" && r.Method != http.MethodPost {
+		release, ok := s.lockUpload(r.Context(), id)
+		if !ok {
+			return // the client left while waiting
+		}
+		defer release()
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	// tusd reads its per-request state from a goroutine woken by the request's context; when
 	// a client vanishes mid-PATCH that wake-up has no happens-before edge with the handler
@@ -162,6 +176,30 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	if r.Method == http.MethodPost && rec.code == http.StatusCreated {
 		s.created.Add(1)
+	}
+	if s.after != nil {
+		s.after(r, rec.code, w.Header())
+	}
+}
+
+// lockUpload lets one request at a time reach tusd for an upload. tusd itself interrupts the
+// request holding an upload's lock when a newer one asks for it, and v2.10.1 races with
+// itself when it does (the race detector flags it). Queueing here gives a client the same
+// outcome: the earlier request of a client that went away ends as soon as its connection's
+// close is read. It returns false when ctx ends first.
+func (s *Server) lockUpload(ctx context.Context, id string) (release func(), ok bool) {
+	s.mu.Lock()
+	sem, found := s.uploadLocks[id]
+	if !found {
+		sem = make(chan struct{}, 1)
+		s.uploadLocks[id] = sem
+	}
+	s.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	case <-ctx.Done():
+		return nil, false
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/chute-dev/chute/uploader/gcore/gcoretest"
 	"github.com/chute-dev/chute/uploader/tus/tustest"
 )
 
@@ -97,6 +98,17 @@ func startEmulators(root string) ([]*emulator, error) {
 		yaml:   fmt.Sprintf("  own:\n    type: tus\n    endpoint: %s\n", tusSrv.URL),
 		inbox:  filepath.Join(root, "inbox", "tus"),
 		closer: tusSrv.Close,
+	})
+	const demoKey = "demo-api-key"
+	gc, err := gcoretest.Start(gcoretest.Options{Dir: filepath.Join(root, "servers", "gcore"), APIKey: demoKey, Step: 2 * time.Second})
+	if err != nil {
+		return emus, fmt.Errorf("start the gcore emulator: %w", err)
+	}
+	emus = append(emus, &emulator{
+		name:   "gc",
+		yaml:   fmt.Sprintf("  gc:\n    type: gcore\n    endpoint: %s\n    api_key: %s\n    poll_interval: 1s\n", gc.URL, demoKey),
+		inbox:  filepath.Join(root, "inbox", "gcore"),
+		closer: gc.Close,
 	})
 	return emus, nil
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -383,10 +384,8 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) (retry
 		return nil, time.Time{}
 	}
 
-	hashCtx, stopHash := context.WithCancel(ctx)
-	defer stopHash()
-	sum := make(chan string, 1)
-	go func() { sum <- hashFile(hashCtx, f) }()
+	digest := newDigest()
+	f.Observe(digest.see)
 
 	sent := new(atomic.Int64)
 	sent.Store(job.Sent)
@@ -410,14 +409,11 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) (retry
 		Logger:   log,
 	})
 	if err != nil {
-		stopHash()
-		<-sum
 		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
 	}
-	digest := <-sum
-	if digest == "" {
-		// Only a stop interrupts hashing; the upload itself is complete, so record it.
-		digest = hashFile(context.WithoutCancel(ctx), f)
+	sum, err := digest.finish(f)
+	if err != nil {
+		log.Error("cannot read the file to hash it", "err", err)
 	}
 	if st, err := os.Stat(job.Path); err == nil && (st.Size() != job.Size || !st.ModTime().Equal(job.ModTime)) {
 		d.fail(job, pr, log, fmt.Sprintf("the file changed while it was being uploaded (the copy at %s may be incomplete); its new content is uploaded as a new job", res.URL))
@@ -428,7 +424,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) (retry
 	elapsed := time.Since(started)
 	job, err = d.st.Update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
 		j.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
-		j.SHA256 = digest
+		j.SHA256 = sum
 		j.Sent = j.Size
 		return nil
 	})
@@ -449,24 +445,39 @@ func unwrapPath(err error) error {
 	return err
 }
 
-// hashFile returns the file's SHA-256 in hex, or "" when ctx ended first.
-func hashFile(ctx context.Context, f *uploader.File) string {
-	h := sha256.New()
-	buf := make([]byte, 256<<10)
-	r := f.Section(0)
-	for {
-		if ctx.Err() != nil {
-			return ""
-		}
-		n, err := r.Read(buf)
-		h.Write(buf[:n])
-		if err == io.EOF {
-			return hex.EncodeToString(h.Sum(nil))
-		}
-		if err != nil {
-			return ""
+// digest computes a file's SHA-256 from the bytes its provider reads, in order, so that an
+// upload reads the file once. Bytes read out of order (a resume from the server's offset, a
+// provider's second pass) are skipped; finish reads what the hash did not see.
+type digest struct {
+	mu     sync.Mutex
+	h      hash.Hash
+	next   int64 // the offset the hash has reached
+	closed bool  // finish has taken over
+}
+
+func newDigest() *digest { return &digest{h: sha256.New()} }
+
+func (d *digest) see(p []byte, off int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed && off <= d.next && off+int64(len(p)) > d.next {
+		d.h.Write(p[d.next-off:])
+		d.next = off + int64(len(p))
+	}
+}
+
+// finish hashes what the upload did not read in order and returns the digest in hex.
+func (d *digest) finish(f *uploader.File) (string, error) {
+	d.mu.Lock()
+	d.closed = true // from here on only finish writes to d.h
+	next := d.next
+	d.mu.Unlock()
+	if next < f.Size {
+		if _, err := io.Copy(d.h, io.NewSectionReader(f, next, f.Size-next)); err != nil {
+			return "", err
 		}
 	}
+	return hex.EncodeToString(d.h.Sum(nil)), nil
 }
 
 // attemptFailed decides what an error means for the job: back to the queue on a stop,

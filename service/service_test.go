@@ -501,7 +501,9 @@ func TestStatusHTTP(t *testing.T) {
 	if got := get("/healthz"); got != "ok\n" {
 		t.Errorf("/healthz: %q", got)
 	}
-	m := get("/metrics")
+	// The sidecar is written just before the job is marked done: wait for the state.
+	var m string
+	waitFor(t, func() bool { m = get("/metrics"); return strings.Contains(m, `chute_jobs{state="done"} 1`) }, "the job done in /metrics")
 	for _, want := range []string{`chute_jobs{state="done"} 1`, `chute_uploads_total{result="done"} 1`, "chute_uploaded_bytes_total 1"} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, m)

@@ -88,6 +88,7 @@ type File struct {
 	Size    int64
 	ModTime time.Time
 	f       *os.File
+	observe func(p []byte, off int64)
 }
 
 // OpenFile opens path for upload.
@@ -109,11 +110,22 @@ func OpenFile(path string) (*File, error) {
 }
 
 // ReadAt reads from the file at off.
-func (f *File) ReadAt(p []byte, off int64) (int, error) { return f.f.ReadAt(p, off) }
+func (f *File) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.f.ReadAt(p, off)
+	if f.observe != nil && n > 0 {
+		f.observe(p[:n], off)
+	}
+	return n, err
+}
+
+// Observe has fn see every byte read from the file, with its offset, so that a digest can be
+// computed in the same pass as the upload instead of reading the file twice. fn may be called
+// from several goroutines; set it before the file is handed to a provider.
+func (f *File) Observe(fn func(p []byte, off int64)) { f.observe = fn }
 
 // Section returns a reader of the file from off to its end (as it was sized when opened).
 func (f *File) Section(off int64) *io.SectionReader {
-	return io.NewSectionReader(f.f, off, f.Size-off)
+	return io.NewSectionReader(f, off, f.Size-off)
 }
 
 // Close closes the file.

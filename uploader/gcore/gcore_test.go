@@ -65,16 +65,6 @@ func newProvider(t testing.TB, srv *gcoretest.Server, client *uploader.Client, e
 	return p
 }
 
-func open(t testing.TB, path string) *uploader.File {
-	t.Helper()
-	f, err := uploader.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
-}
-
 // engine keeps one file's checkpoint across calls of Upload, as chute's engine does.
 type engine struct {
 	mu     sync.Mutex
@@ -239,7 +229,7 @@ func TestResult(t *testing.T) {
 			})
 			path := uploadertest.MakeFile(t, t.TempDir(), "holiday.mp4", 300<<10)
 			var e engine
-			res, err := e.upload(t, p, open(t, path))
+			res, err := e.upload(t, p, uploadertest.OpenFile(t, path))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,7 +267,7 @@ func TestIframeURLBuiltWhenEmpty(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{NoIframeURL: true})
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	res, err := e.upload(t, p, open(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
+	res, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +305,7 @@ func TestAPIErrors(t *testing.T) {
 			if tc.status != 0 {
 				srv.FailNext(1, tc.status, tc.after)
 			}
-			f := open(t, uploadertest.MakeFile(t, t.TempDir(), "clip.mp4", 1<<10))
+			f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "clip.mp4", 1<<10))
 			var e engine
 			_, err := e.upload(t, p, f)
 			wantError(t, err, tc.class, tc.says...)
@@ -351,7 +341,7 @@ func TestFieldErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var e engine
-	_, err := e.upload(t, p, open(t, path))
+	_, err := e.upload(t, p, uploadertest.OpenFile(t, path))
 	wantError(t, err, uploader.Permanent, "Gcore rejected the request (422): name: can't be blank")
 }
 
@@ -360,7 +350,7 @@ func TestTranscodeError(t *testing.T) {
 	srv.FailTranscode("Unsupported video codec: prores")
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	_, err := e.upload(t, p, open(t, uploadertest.MakeFile(t, t.TempDir(), "odd.mov", 4<<10)))
+	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "odd.mov", 4<<10)))
 	wantError(t, err, uploader.Permanent, "could not process video", "Unsupported video codec: prores")
 }
 
@@ -370,7 +360,7 @@ func writeURLFile(t testing.TB, name, content string) *uploader.File {
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return open(t, path)
+	return uploadertest.OpenFile(t, path)
 }
 
 func TestCopyFromURL(t *testing.T) {
@@ -474,7 +464,7 @@ func TestExpiredTokenIsReplaced(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "late.mp4", 64<<10)
-	f := open(t, path)
+	f := uploadertest.OpenFile(t, path)
 	e := failFirstAttempt(t, srv, p, f)
 	srv.ExpireTokens() // the platform says so before our clock does
 	res, err := e.upload(t, p, f)
@@ -495,7 +485,7 @@ func TestOldTokenIsNotUsed(t *testing.T) {
 	now := time.Now()
 	gcore.SetClock(p, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
 	path := uploadertest.MakeFile(t, t.TempDir(), "later.mp4", 64<<10)
-	f := open(t, path)
+	f := uploadertest.OpenFile(t, path)
 	e := failFirstAttempt(t, srv, p, f)
 	mu.Lock()
 	now = now.Add(5 * time.Hour) // the engine retried much later
@@ -514,7 +504,7 @@ func TestTokenRefusedTwiceIsPermanent(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{TokenTTL: time.Nanosecond}) // every token arrives expired
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	_, err := e.upload(t, p, open(t, uploadertest.MakeFile(t, t.TempDir(), "x.mp4", 10)))
+	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "x.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "refused a new upload token", "token expired")
 	if c := srv.Counters(); c.TokensIssued != 1 {
 		t.Errorf("%d tokens asked for", c.TokensIssued)
@@ -531,7 +521,7 @@ func TestUploadServerFailover(t *testing.T) {
 				p := newProvider(t, srv, newClient(t), nil)
 				path := uploadertest.MakeFile(t, t.TempDir(), "f.mp4", 2<<20)
 				var e engine
-				res, err := e.upload(t, p, open(t, path))
+				res, err := e.upload(t, p, uploadertest.OpenFile(t, path))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -572,7 +562,7 @@ func TestResumeAfterUploadOnlyPolls(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "done.mp4", 3<<20)
-	f := open(t, path)
+	f := uploadertest.OpenFile(t, path)
 	e := interruptAfterUpload(t, srv, p, f)
 	before := srv.Counters()
 	srv.SetStep(time.Millisecond)
@@ -594,7 +584,7 @@ func TestTransientErrorWhilePolling(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "p.mp4", 1<<20)
-	f := open(t, path)
+	f := uploadertest.OpenFile(t, path)
 	srv.SetStep(time.Hour)
 	e := &engine{}
 	e.onSave = func(step string) {
@@ -617,7 +607,7 @@ func TestTransientErrorWhilePolling(t *testing.T) {
 func TestVideoDeletedWhileWaiting(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), nil)
-	f := open(t, uploadertest.MakeFile(t, t.TempDir(), "d.mp4", 1<<10))
+	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "d.mp4", 1<<10))
 	e := interruptAfterUpload(t, srv, p, f)
 	if !srv.DeleteVideo(e.videoID(t)) {
 		t.Fatal("no video to delete")
@@ -632,7 +622,7 @@ func TestVideoDeletedWhileWaiting(t *testing.T) {
 func TestVideoDeletedBeforeUpload(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), nil)
-	f := open(t, uploadertest.MakeFile(t, t.TempDir(), "d.mp4", 1<<10))
+	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "d.mp4", 1<<10))
 	e := failFirstAttempt(t, srv, p, f)
 	if !srv.DeleteVideo(e.videoID(t)) {
 		t.Fatal("no video to delete")
@@ -649,7 +639,7 @@ func TestWaitUploaded(t *testing.T) {
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
 	path := uploadertest.MakeFile(t, t.TempDir(), "u.mp4", 1<<20)
 	var e engine
-	res, err := e.upload(t, p, open(t, path))
+	res, err := e.upload(t, p, uploadertest.OpenFile(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -663,7 +653,7 @@ func TestWaitReady(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: 50 * time.Millisecond})
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitReady })
 	var e engine
-	res, err := e.upload(t, p, open(t, uploadertest.MakeFile(t, t.TempDir(), "r.mp4", 1<<10)))
+	res, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "r.mp4", 1<<10)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -676,7 +666,7 @@ func TestMaxWait(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: time.Hour})
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.MaxWait = 100 * time.Millisecond })
 	var e engine
-	_, err := e.upload(t, p, open(t, uploadertest.MakeFile(t, t.TempDir(), "slow.mp4", 1<<10)))
+	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "slow.mp4", 1<<10)))
 	wantError(t, err, uploader.Permanent, `still "pending"`, "processing took too long", "max_wait")
 }
 
@@ -690,7 +680,7 @@ func TestRateLimiterIsShared(t *testing.T) {
 	dir := t.TempDir()
 	errs := make(chan error, 2)
 	for _, name := range []string{"one.mp4", "two.mp4"} {
-		f := open(t, uploadertest.MakeFile(t, dir, name, 1<<10))
+		f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, name, 1<<10))
 		go func() {
 			var e engine
 			_, err := p.Upload(ctx, e.job(f))

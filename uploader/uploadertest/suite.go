@@ -155,7 +155,8 @@ func MakeFile(t testing.TB, dir, name string, size int64) string {
 	return path
 }
 
-func open(t testing.TB, path string) *uploader.File {
+// OpenFile opens path for upload and closes it when the test ends.
+func OpenFile(t testing.TB, path string) *uploader.File {
 	t.Helper()
 	f, err := uploader.OpenFile(path)
 	if err != nil {
@@ -211,7 +212,7 @@ func testSizes(t *testing.T, h Harness) {
 			path := MakeFile(t, dir, fmt.Sprintf("clip %d ünï'\".mp4", size), size)
 			before := h.Stats()
 			var a attempt
-			res, err := p.Upload(context.Background(), a.job(t, h, open(t, path), nil))
+			res, err := p.Upload(context.Background(), a.job(t, h, OpenFile(t, path), nil))
 			if err != nil {
 				t.Fatalf("upload of %d bytes: %v", size, err)
 			}
@@ -239,7 +240,7 @@ func created(t *testing.T, h Harness, p uploader.Provider, dir string) int {
 	path := MakeFile(t, dir, "baseline.mp4", 1<<10)
 	before := h.Stats().Created
 	var a attempt
-	if _, err := a.until(t, h, p, open(t, path), 1); err != nil {
+	if _, err := a.until(t, h, p, OpenFile(t, path), 1); err != nil {
 		t.Fatalf("baseline upload: %v", err)
 	}
 	return h.Stats().Created - before
@@ -253,7 +254,7 @@ func testResume(t *testing.T, h Harness) {
 	per := created(t, h, p, dir)
 	const size = 64 << 20
 	path := MakeFile(t, dir, "big.mp4", size)
-	f := open(t, path)
+	f := OpenFile(t, path)
 	before := h.Stats()
 
 	var a attempt
@@ -298,7 +299,7 @@ func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration
 	dir := t.TempDir()
 	per := created(t, h, p, dir)
 	path := MakeFile(t, dir, "flaky.mp4", 1<<20)
-	f := open(t, path)
+	f := OpenFile(t, path)
 	before := h.Stats()
 	h.FailNext(1, status, retryAfter)
 	var a attempt
@@ -335,7 +336,7 @@ func testCut(t *testing.T, h Harness) {
 	per := created(t, h, p, dir)
 	const size = 20 << 20
 	path := MakeFile(t, dir, "cut.mp4", size)
-	f := open(t, path)
+	f := OpenFile(t, path)
 	before := h.Stats()
 	h.Listener.CutAfter(size / 3)
 	var a attempt
@@ -368,7 +369,7 @@ func testBadAuth(t *testing.T, h Harness) {
 	p := h.NewBadAuthProvider(t, client)
 	path := MakeFile(t, t.TempDir(), "denied.mp4", 1<<10)
 	var a attempt
-	_, err := p.Upload(context.Background(), a.job(t, h, open(t, path), nil))
+	_, err := p.Upload(context.Background(), a.job(t, h, OpenFile(t, path), nil))
 	if err == nil {
 		t.Fatal("upload with refused credentials succeeded")
 	}
@@ -385,7 +386,7 @@ func testCancel(t *testing.T, h Harness) {
 	leakCheck(t, client)
 	p := h.NewProvider(t, client)
 	path := MakeFile(t, t.TempDir(), "stalled.mp4", 1<<20)
-	f := open(t, path)
+	f := OpenFile(t, path)
 	h.Stall(true)
 	defer h.Stall(false)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,11 +25,14 @@ func TestDigestMatchesTheFile(t *testing.T) {
 	sum := sha256.Sum256(data)
 	want := hex.EncodeToString(sum[:])
 	reads := map[string]func(f *uploader.File){
-		"one pass":      func(f *uploader.File) { io.Copy(io.Discard, f.Section(0)) },
-		"resumed":       func(f *uploader.File) { io.Copy(io.Discard, f.Section(1<<20+5)) },
-		"two passes":    func(f *uploader.File) { io.Copy(io.Discard, f.Section(0)); io.Copy(io.Discard, f.Section(0)) },
-		"cut and again": func(f *uploader.File) { io.CopyN(io.Discard, f.Section(0), 1<<20); io.Copy(io.Discard, f.Section(1<<19)) },
-		"none":          func(f *uploader.File) {},
+		"one pass":   func(f *uploader.File) { io.Copy(io.Discard, f.Section(0)) },
+		"resumed":    func(f *uploader.File) { io.Copy(io.Discard, f.Section(1<<20+5)) },
+		"two passes": func(f *uploader.File) { io.Copy(io.Discard, f.Section(0)); io.Copy(io.Discard, f.Section(0)) },
+		"cut and again": func(f *uploader.File) {
+			io.CopyN(io.Discard, f.Section(0), 1<<20)
+			io.Copy(io.Discard, f.Section(1<<19))
+		},
+		"none": func(f *uploader.File) {},
 	}
 	for name, read := range reads {
 		t.Run(name, func(t *testing.T) {

@@ -152,24 +152,34 @@ func randomFile(t *testing.T, path string, size int64) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// The daemon killed with SIGKILL half-way through a large upload resumes it after a restart:
-// one TUS upload, and not much more than the file's size on the wire.
-func TestCrashResume(t *testing.T) {
-	dir := t.TempDir()
+// tusSetup starts an in-process tusd and writes a config that maps an inbox to it; provider
+// and folder are extra flow-style keys for the provider and the folder.
+func tusSetup(t *testing.T, provider, folder string) (srv *tustest.Server, dir, inbox, cfg string) {
+	t.Helper()
+	dir = t.TempDir()
 	srv, err := tustest.Start(tustest.Options{Dir: filepath.Join(dir, "tusd")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Close()
-	inbox := filepath.Join(dir, "inbox")
-	os.MkdirAll(inbox, 0o755)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-state: %s/state.db
+	t.Cleanup(func() { srv.Close() })
+	inbox = filepath.Join(dir, "inbox")
+	if err := os.MkdirAll(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg = writeConfig(t, dir, fmt.Sprintf(`
+state: %s/state/state.db
 providers:
-  own: {type: tus, endpoint: "%s"}
+  own: {type: tus, endpoint: "%s"%s}
 folders:
-  - {path: %s, provider: own, settle: 300ms, exclude: ["*.part"]}
-`, dir, srv.URL, inbox))
+  - {path: %s, provider: own%s}
+`, dir, srv.URL, provider, inbox, folder))
+	return srv, dir, inbox, cfg
+}
+
+// The daemon killed with SIGKILL half-way through a large upload resumes it after a restart:
+// one TUS upload, and not much more than the file's size on the wire.
+func TestCrashResume(t *testing.T) {
+	srv, _, inbox, cfg := tusSetup(t, "", `, settle: 300ms, exclude: ["*.part"]`)
 
 	const size = 128 << 20
 	srv.Throttle(32 << 20) // about 4s for the whole file
@@ -230,23 +240,9 @@ func TestBadInputKeepsRunning(t *testing.T) {
 	if runtime.GOOS == "windows" {
 		t.Skip("permissions differ on windows")
 	}
-	dir := t.TempDir()
-	srv, err := tustest.Start(tustest.Options{Dir: filepath.Join(dir, "tusd")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	inbox := filepath.Join(dir, "inbox")
-	os.MkdirAll(inbox, 0o777)
+	_, dir, inbox, cfg := tusSetup(t, "", ", settle: 200ms")
 	os.Chmod(dir, 0o777)
 	os.Chmod(inbox, 0o777)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-state: %s/state/state.db
-providers:
-  own: {type: tus, endpoint: "%s"}
-folders:
-  - {path: %s, provider: own, settle: 200ms}
-`, dir, srv.URL, inbox))
 	// Root reads every file: run the daemon as nobody so that an unreadable file is one.
 	var cred *syscall.Credential
 	if os.Geteuid() == 0 {
@@ -354,21 +350,7 @@ func TestCheckBrokenConfigs(t *testing.T) {
 
 // status and retry read the database when no daemon runs, as a script would use them.
 func TestStatusAndRetryOffline(t *testing.T) {
-	dir := t.TempDir()
-	srv, err := tustest.Start(tustest.Options{Dir: filepath.Join(dir, "tusd")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Close()
-	inbox := filepath.Join(dir, "inbox")
-	os.MkdirAll(inbox, 0o755)
-	cfg := writeConfig(t, dir, fmt.Sprintf(`
-state: %s/state.db
-providers:
-  own: {type: tus, endpoint: "%s", max_attempts: 1}
-folders:
-  - {path: %s, provider: own, settle: 200ms}
-`, dir, srv.URL, inbox))
+	srv, _, inbox, cfg := tusSetup(t, ", max_attempts: 1", ", settle: 200ms")
 	if out, _, _ := runCLI(t, "status", "--config", cfg); !strings.Contains(out, "no jobs yet") {
 		t.Errorf("status before any run: %q", out)
 	}

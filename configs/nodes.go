@@ -316,18 +316,26 @@ func (l *loader) scalar(n *yaml.Node, key string) (string, bool) {
 	return l.expandString(n.Value, key, n.Line)
 }
 
-// intValue returns the integer value of n, or def when n is null.
-func (l *loader) intValue(n *yaml.Node, key string, def int) (int, bool) {
+// text returns the trimmed text of a scalar value; given is false for a null or blank
+// value (the caller's default applies), ok is false when n is not a scalar (a problem was
+// recorded).
+func (l *loader) text(n *yaml.Node, key string) (s string, given, ok bool) {
 	if isNull(n) {
-		return def, true
+		return "", false, true
 	}
-	s, ok := l.scalar(n, key)
+	s, ok = l.scalar(n, key)
 	if !ok {
-		return def, false
+		return "", false, false
 	}
 	s = strings.TrimSpace(s)
-	if s == "" {
-		return def, true
+	return s, s != "", true
+}
+
+// intValue returns the integer value of n, or def when n is null.
+func (l *loader) intValue(n *yaml.Node, key string, def int) (int, bool) {
+	s, given, ok := l.text(n, key)
+	if !given || !ok {
+		return def, ok
 	}
 	v, err := strconv.Atoi(strings.ReplaceAll(s, "_", ""))
 	if err != nil {
@@ -339,16 +347,11 @@ func (l *loader) intValue(n *yaml.Node, key string, def int) (int, bool) {
 
 // boolValue returns the boolean value of n, or def when n is null.
 func (l *loader) boolValue(n *yaml.Node, key string, def bool) (bool, bool) {
-	if isNull(n) {
-		return def, true
+	s, given, ok := l.text(n, key)
+	if !given || !ok {
+		return def, ok
 	}
-	s, ok := l.scalar(n, key)
-	if !ok {
-		return def, false
-	}
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "":
-		return def, true
+	switch strings.ToLower(s) {
 	case "true", "yes", "on":
 		return true, true
 	case "false", "no", "off":
@@ -360,16 +363,9 @@ func (l *loader) boolValue(n *yaml.Node, key string, def bool) (bool, bool) {
 
 // durationValue returns the duration value of n, or def when n is null.
 func (l *loader) durationValue(n *yaml.Node, key string, def time.Duration) (time.Duration, bool) {
-	if isNull(n) {
-		return def, true
-	}
-	s, ok := l.scalar(n, key)
-	if !ok {
-		return def, false
-	}
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return def, true
+	s, given, ok := l.text(n, key)
+	if !given || !ok {
+		return def, ok
 	}
 	d, msg := parseDuration(s)
 	if msg != "" {

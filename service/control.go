@@ -180,14 +180,7 @@ func (d *Daemon) serveControl() (*server, error) {
 
 func (d *Daemon) controlHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
-		jobs, err := d.jobs()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		writeJSON(w, jobs)
-	})
+	mux.HandleFunc("GET /v1/jobs", d.serveJobs)
 	mux.HandleFunc("POST /v1/retry", func(w http.ResponseWriter, r *http.Request) {
 		var req retryRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
@@ -223,6 +216,16 @@ func writeJSON(w http.ResponseWriter, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// serveJobs answers GET /v1/jobs, on the control socket and on the status listener.
+func (d *Daemon) serveJobs(w http.ResponseWriter, r *http.Request) {
+	jobs, err := d.jobs()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, jobs)
+}
+
 // jobs lists the jobs with live progress for those uploading.
 func (d *Daemon) jobs() ([]JobStatus, error) {
 	jobs, err := d.st.List(store.Filter{})
@@ -250,14 +253,7 @@ func (d *Daemon) serveHTTP(addr string) (*server, error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("GET /v1/jobs", func(w http.ResponseWriter, r *http.Request) {
-		jobs, err := d.jobs()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		writeJSON(w, jobs)
-	})
+	mux.HandleFunc("GET /v1/jobs", d.serveJobs)
 	mux.HandleFunc("GET /metrics", d.metrics)
 	d.log.Info("serving status over HTTP", "addr", l.Addr().String())
 	return serve(l, mux, ""), nil

@@ -39,9 +39,6 @@ type Options struct {
 	Rescan time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts (defaults 2s and 10 min).
 	MinBackoff, MaxBackoff time.Duration
-	// Ready, when set, is closed once the daemon watches its folders and serves its control
-	// socket.
-	Ready chan<- struct{}
 }
 
 // Daemon is chute running: build it with New, run it with Run.
@@ -54,7 +51,6 @@ type Daemon struct {
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	rescan     time.Duration
-	ready      chan<- struct{}
 
 	st *store.Store
 	w  *watcher.Watcher
@@ -67,10 +63,9 @@ type Daemon struct {
 }
 
 type providerRun struct {
-	cfg  *configs.Provider
-	p    uploader.Provider
-	q    *queue
-	slot chan struct{}
+	cfg *configs.Provider
+	p   uploader.Provider
+	q   *queue
 }
 
 type counters struct {
@@ -92,7 +87,6 @@ func New(opts Options) (*Daemon, error) {
 		minBackoff: opts.MinBackoff,
 		maxBackoff: opts.MaxBackoff,
 		rescan:     opts.Rescan,
-		ready:      opts.Ready,
 		scheduled:  make(map[uint64]bool),
 		timers:     make(map[uint64]*time.Timer),
 	}
@@ -203,9 +197,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer srv.close()
 	}
 	d.log.Info("chute is running", "folders", len(d.cfg.Folders), "providers", len(d.providers), "state", d.cfg.State)
-	if d.ready != nil {
-		close(d.ready)
-	}
 	<-ctx.Done()
 	d.log.Info("stopping: checkpointing uploads in flight")
 	wg.Wait()
@@ -751,12 +742,6 @@ func (q *queue) pop(ctx context.Context) (uint64, bool) {
 		case <-q.ready:
 		}
 	}
-}
-
-func (q *queue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.ids)
 }
 
 // ErrNoCheck is CheckProvider's answer for a provider type that cannot test its credentials.

@@ -112,11 +112,9 @@ func (e *env) start() {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan struct{})
 	e.cancel = cancel
 	e.done = make(chan error, 1)
 	go func() { e.done <- d.Run(ctx) }()
-	_ = ready
 	e.t.Cleanup(e.stop)
 }
 

@@ -1,10 +1,8 @@
 package uploader
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"time"
 )
 
@@ -88,10 +86,4 @@ func Classify(err error) (Class, time.Duration) {
 func IsPermanent(err error) bool {
 	c, _ := Classify(err)
 	return c == Permanent
-}
-
-// IsNetwork reports whether err comes from the network rather than from an answer.
-func IsNetwork(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && !errors.Is(err, context.Canceled)
 }

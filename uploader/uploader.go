@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"sort"
 	"time"
@@ -188,5 +187,3 @@ func (r *Registry) Names() []string {
 
 // UserAgent is sent with every request chute makes.
 const UserAgent = "chute/1 (+https://github.com/chute-dev/chute)"
-
-var _ = http.MethodGet

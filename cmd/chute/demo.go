@@ -83,7 +83,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "Each finished file gets a <file>.chute.json sidecar beside it. In another terminal:\n")
 	fmt.Fprintf(stdout, "  chute status --config %s\nPress Ctrl-C to stop.\n", cfgPath)
-	return runDaemon(ctx, cfg, newLogger(cfg, stderr), nil)
+	return runDaemon(ctx, cfg, newLogger(cfg, stderr))
 }
 
 // startEmulators starts one emulator per provider type under root.

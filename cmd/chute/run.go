@@ -152,11 +152,11 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return runDaemon(ctx, cfg, newLogger(cfg, stderr), nil)
+	return runDaemon(ctx, cfg, newLogger(cfg, stderr))
 }
 
-func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger, ready chan<- struct{}) error {
-	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log, Ready: ready})
+func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
+	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log})
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}

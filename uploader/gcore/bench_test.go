@@ -111,23 +111,10 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			f, err := uploader.OpenFile(path)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer f.Close()
-			b.SetBytes(size)
-			b.ResetTimer()
-			for range b.N {
-				var e engine
-				if _, err := p.Upload(context.Background(), e.job(f)); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
+			uploadN(b, p, path, size, func() {
 				emptyDir(b, filepath.Join(dir, "upload-1"))
 				emptyDir(b, filepath.Join(dir, "upload-2"))
-				b.StartTimer()
-			}
+			})
 			b.ReportMetric(float64(tm.api.Microseconds())/1000/float64(b.N), "api-ms/op")
 			b.ReportMetric(float64(tm.apiCalls)/float64(b.N), "api-calls/op")
 			b.ReportMetric(tm.tus.Seconds()/float64(b.N), "tus-s/op")
@@ -146,22 +133,28 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f, err := uploader.OpenFile(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer f.Close()
-		b.SetBytes(size)
-		b.ResetTimer()
-		for range b.N {
-			var e engine
-			if _, err := p.Upload(context.Background(), e.job(f)); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
-			emptyDir(b, dir)
-			b.StartTimer()
-		}
+		uploadN(b, p, path, size, func() { emptyDir(b, dir) })
 		b.ReportMetric(tm.tus.Seconds()/float64(b.N), "tus-s/op")
 	})
+}
+
+// uploadN uploads the file at path b.N times with p, calling clean (untimed) after each.
+func uploadN(b *testing.B, p uploader.Provider, path string, size int64, clean func()) {
+	b.Helper()
+	f, err := uploader.OpenFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for range b.N {
+		var e engine
+		if _, err := p.Upload(context.Background(), e.job(f)); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		clean()
+		b.StartTimer()
+	}
 }

@@ -183,7 +183,7 @@ type Server struct {
 	failCode      int
 	failAfter     time.Duration
 	faults        [2]UploadFault
-	stall         chan struct{} // closed when not stalled
+	gate          uploadertest.Gate
 	counters      Counters
 }
 
@@ -231,9 +231,7 @@ func Start(opts Options) (*Server, error) {
 		byUpload: make(map[string]int64),
 		tokens:   make(map[string]token),
 		step:     opts.Step,
-		stall:    make(chan struct{}),
 	}
-	close(s.stall)
 	for i := range s.uploads {
 		s.dirs[i] = filepath.Join(opts.Dir, fmt.Sprintf("upload-%d", i+1))
 		h, err := tustest.NewHandler(tustest.Options{
@@ -341,18 +339,7 @@ func (s *Server) UploadServer(i int) *tustest.Server { return s.uploads[i] }
 // Stall holds every request, to the API and the upload servers, unanswered until
 // Stall(false).
 func (s *Server) Stall(on bool) {
-	s.mu.Lock()
-	select {
-	case <-s.stall:
-		if on {
-			s.stall = make(chan struct{})
-		}
-	default:
-		if !on {
-			close(s.stall)
-		}
-	}
-	s.mu.Unlock()
+	s.gate.Stall(on)
 	for _, u := range s.uploads {
 		u.Stall(on)
 	}
@@ -475,12 +462,9 @@ func splitUploadKey(key string) (int, string) {
 func (s *Server) apiGate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		stall := s.stall
 		s.counters.APIRequests++
 		s.mu.Unlock()
-		select {
-		case <-stall:
-		case <-r.Context().Done():
+		if !s.gate.Wait(r.Context()) {
 			return
 		}
 		if code, after, ok := s.takeFault(); ok {

@@ -62,7 +62,7 @@ type Server struct {
 	failLeft  int
 	failCode  int
 	failAfter time.Duration
-	stall     chan struct{} // closed when not stalled
+	gate      uploadertest.Gate
 	// uploadLocks queue the requests for one upload (see lockUpload).
 	uploadLocks map[string]chan struct{}
 }
@@ -133,19 +133,12 @@ func NewHandler(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("tustest: %w", err)
 	}
 	s.handler = http.StripPrefix(strings.TrimSuffix(base, "/"), h)
-	s.stall = make(chan struct{})
-	close(s.stall)
 	return s, nil
 }
 
 // ServeHTTP counts, injects faults, then hands the request to tusd.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	stall := s.stall
-	s.mu.Unlock()
-	select {
-	case <-stall:
-	case <-r.Context().Done():
+	if !s.gate.Wait(r.Context()) {
 		return
 	}
 	if code, after, ok := s.takeFault(); ok {
@@ -221,20 +214,7 @@ func (s *Server) FailNext(n, status int, after time.Duration) {
 }
 
 // Stall holds every request unanswered until Stall(false).
-func (s *Server) Stall(on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	select {
-	case <-s.stall:
-		if on {
-			s.stall = make(chan struct{})
-		}
-	default:
-		if !on {
-			close(s.stall)
-		}
-	}
-}
+func (s *Server) Stall(on bool) { s.gate.Stall(on) }
 
 // Stats returns the uploads created and the PATCH bytes tusd read.
 func (s *Server) Stats() uploadertest.Stats {

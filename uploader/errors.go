@@ -15,9 +15,13 @@ const (
 	// Permanent errors (bad credentials, rejected input, file too large) end the job: a failed
 	// sidecar is written with the error's message.
 	Permanent
-	// RetryAfter errors (429, Retry-After, a provider's rate-limit answer) are retried once the
-	// given time has passed.
+	// RetryAfter errors (429, Retry-After) are retried once the given time has passed. The
+	// wait is not a failed attempt: it does not use up max_attempts.
 	RetryAfter
+	// RateLimited errors say the whole account is rate-limited (UploadGig's code "-3",
+	// RedGIFs' 429 with error.delay): the engine pauses every job of the provider until the
+	// given time has passed, and the wait is not a failed attempt.
+	RateLimited
 )
 
 func (c Class) String() string {
@@ -26,6 +30,8 @@ func (c Class) String() string {
 		return "permanent"
 	case RetryAfter:
 		return "retry-after"
+	case RateLimited:
+		return "rate-limited"
 	default:
 		return "transient"
 	}
@@ -72,7 +78,16 @@ func RetryAfterError(after time.Duration, err error) error {
 	return &Error{Class: RetryAfter, After: after, Err: err}
 }
 
-// Classify returns the class of err and, for RetryAfter, the wait it asks for. An error with no
+// RateLimitError says the provider's account is rate-limited: every job of the provider waits
+// until after has passed (0: the engine's backoff).
+func RateLimitError(after time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Class: RateLimited, After: after, Err: err}
+}
+
+// Classify returns the class of err and, for RetryAfter and RateLimited, the wait it asks for. An error with no
 // class is transient.
 func Classify(err error) (Class, time.Duration) {
 	var e *Error

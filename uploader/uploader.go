@@ -16,11 +16,32 @@ import (
 
 // Provider uploads one file to one remote service.
 //
+// One Provider serves every job of its config entry, and Upload runs concurrently (up to the
+// provider's `concurrency` at once): what the jobs share (a token, a rate limiter) must be safe
+// for concurrent use.
+//
 // Upload may be called again for the same file with the checkpoint it saved last (after a
 // crash, a restart or a transient error); it must then continue from there: no second remote
 // object, no bytes re-sent that the server already has.
 type Provider interface {
 	Upload(ctx context.Context, job *Job) (Result, error)
+}
+
+// Digest names a digest of a file's content.
+type Digest string
+
+// The digests the engine computes.
+const (
+	MD5    Digest = "md5"
+	SHA256 Digest = "sha256"
+)
+
+// DigestNeeder is implemented by providers that need digests of the file before the upload
+// starts (RedGIFs asks for a ticket with the md5). The engine then reads the file once before
+// calling Upload, computes these digests together with the sidecar's SHA-256, keeps them with
+// the job (a resume never re-hashes) and hands them over in Job.Digests.
+type DigestNeeder interface {
+	NeedDigests() []Digest
 }
 
 // Checker is implemented by providers that can test their credentials (`chute check --online`).
@@ -34,6 +55,8 @@ type Job struct {
 	File *File
 	// Checkpoint is what the provider saved last for this file; nil on a first attempt.
 	Checkpoint []byte
+	// Digests holds, in lower-case hex, the digests a DigestNeeder asked for.
+	Digests map[Digest]string
 	// Save persists a new checkpoint durably and returns once it is on disk. A provider calls
 	// it before every step that costs something remotely (creating an entity, a ticket, an
 	// upload URL), so that a crash after the step never repeats it.

@@ -12,6 +12,8 @@ import (
 	"os"
 	"sort"
 	"time"
+
+	"github.com/chute-dev/chute/internal/fsx"
 )
 
 // Provider uploads one file to one remote service.
@@ -113,20 +115,12 @@ type File struct {
 	observe func(p []byte, off int64)
 }
 
-// OpenFile opens path for upload.
+// OpenFile opens path for upload. Anything but a regular file (a FIFO, a device) is refused
+// without blocking.
 func OpenFile(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, st, err := fsx.OpenRegular(path)
 	if err != nil {
 		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	return &File{Path: path, Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), f: f}, nil
 }

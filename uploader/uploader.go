@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sort"
@@ -143,6 +144,9 @@ func (f *File) Observe(fn func(p []byte, off int64)) { f.observe = fn }
 func (f *File) Section(off int64) *io.SectionReader {
 	return io.NewSectionReader(f, off, f.Size-off)
 }
+
+// Stat describes the open file (not whatever is at its path now).
+func (f *File) Stat() (fs.FileInfo, error) { return f.f.Stat() }
 
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }

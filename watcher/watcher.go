@@ -54,14 +54,14 @@ const (
 	// SidecarSuffix ends the name of every sidecar: "<file>.chute.json".
 	SidecarSuffix = ".chute.json"
 
-	// SidecarTempPattern is the os.CreateTemp pattern of a sidecar's
-	// temporary file, to be prefixed by "." and the base name of the file the
-	// sidecar describes:
+	// SidecarTempPattern is the os.CreateTemp pattern of chute's temporary
+	// files (a sidecar being written, a file being copied by a move):
 	//
-	//	os.CreateTemp(dir, "."+base+watcher.SidecarTempPattern)
+	//	os.CreateTemp(dir, watcher.SidecarTempPattern)
 	//
-	// creates ".<file>.chute.json.<random>.tmp". It is the only temporary
-	// file name chute uses; [IsChuteFile] recognises it.
+	// creates ".chute.json.<random>.tmp", short whatever the name of the
+	// file it is for. [IsChuteFile] recognises it (and the older
+	// ".<file>.chute.json.<random>.tmp").
 	SidecarTempPattern = SidecarSuffix + ".*.tmp"
 )
 

@@ -40,7 +40,7 @@ func (d *Daemon) newest(job store.Job) (bool, error) {
 func (d *Daemon) sidecarOf(job store.Job, target string, pr *providerRun, status, msg string, finished time.Time) *Sidecar {
 	base := filepath.Base(target)
 	sc := &Sidecar{
-		Status: status, File: displayPath(base), Size: job.Size, MTime: job.ModTime.UTC(), SHA256: job.SHA256,
+		Status: status, File: store.DisplayPath(base), Size: job.Size, MTime: job.ModTime.UTC(), SHA256: job.SHA256,
 		Provider: pr.cfg.Type, ProviderName: pr.cfg.Name, Error: msg, Job: job.ID,
 		Attempts: job.Attempts, QueuedAt: job.QueuedAt, FinishedAt: finished,
 	}

@@ -116,10 +116,14 @@ type jobFields Job
 // The outer fields hide jobFields' fields of the same JSON name.
 type jobJSON struct {
 	*jobFields
-	Path        string `json:"path"`
-	PathBytes   []byte `json:"path_bytes,omitempty"`
-	Folder      string `json:"folder"`
-	FolderBytes []byte `json:"folder_bytes,omitempty"`
+	Path         string `json:"path"`
+	PathBytes    []byte `json:"path_bytes,omitempty"`
+	Folder       string `json:"folder"`
+	FolderBytes  []byte `json:"folder_bytes,omitempty"`
+	MovedTo      string `json:"moved_to,omitempty"`
+	MovedToBytes []byte `json:"moved_to_bytes,omitempty"`
+	Sidecar      string `json:"sidecar,omitempty"`
+	SidecarBytes []byte `json:"sidecar_bytes,omitempty"`
 }
 
 // pathJSON splits a path into jobJSON's string and bytes.
@@ -135,6 +139,8 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	w := jobJSON{jobFields: (*jobFields)(&j)}
 	w.Path, w.PathBytes = pathJSON(j.Path)
 	w.Folder, w.FolderBytes = pathJSON(j.Folder)
+	w.MovedTo, w.MovedToBytes = pathJSON(j.MovedTo)
+	w.Sidecar, w.SidecarBytes = pathJSON(j.Sidecar)
 	return json.Marshal(w)
 }
 
@@ -151,6 +157,13 @@ func (j *Job) UnmarshalJSON(b []byte) error {
 	}
 	if w.FolderBytes != nil {
 		f.Folder = string(w.FolderBytes)
+	}
+	f.MovedTo, f.Sidecar = w.MovedTo, w.Sidecar
+	if w.MovedToBytes != nil {
+		f.MovedTo = string(w.MovedToBytes)
+	}
+	if w.SidecarBytes != nil {
+		f.Sidecar = string(w.SidecarBytes)
 	}
 	*j = Job(f)
 	return nil

@@ -57,12 +57,13 @@ func harness(srv *tustest.Server, chunk int64) uploadertest.Harness {
 		NewBadAuthProvider: func(t testing.TB, c *uploader.Client) uploader.Provider {
 			return provider(t, srv, c, "Bearer wrong", chunk)
 		},
-		Secret:   "s3cr3t-t0ken",
-		Stored:   func(t testing.TB, res uploader.Result) (io.ReadCloser, error) { return srv.Stored(res.ID) },
-		Stats:    srv.Stats,
-		FailNext: srv.FailNext,
-		Listener: srv.Listener,
-		Stall:    srv.Stall,
+		Secret:    "s3cr3t-t0ken",
+		Stored:    func(t testing.TB, res uploader.Result) (io.ReadCloser, error) { return srv.Stored(res.ID) },
+		Stats:     srv.Stats,
+		FailNext:  srv.FailNext,
+		Listener:  srv.Listener,
+		Stall:     srv.Stall,
+		Resumable: true,
 	}
 }
 

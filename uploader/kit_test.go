@@ -642,3 +642,23 @@ func TestComputeDigests(t *testing.T) {
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+func TestJSONErrorText(t *testing.T) {
+	keys := []string{"errors", "error", "detail", "message"}
+	cases := map[string]string{
+		`{"errors":{"name":["can't be blank"],"origin_url":["is invalid","must be https"]}}`:     "name: can't be blank; origin_url: is invalid, must be https",
+		`{"errors":{"video":{"name":["can't be blank"]}}}`:                                       "video.name: can't be blank",
+		`{"errors":["quota exceeded"]}`:                                                          "quota exceeded",
+		`{"error":"Invalid API key."}`:                                                           "Invalid API key.",
+		`{"detail":"Authentication credentials were not provided."}`:                             "Authentication credentials were not provided.",
+		`{"error":{"code":"AuthException","message":"missing authorization data","status":401}}`: "code: AuthException; message: missing authorization data; status: 401",
+		`{"errors":[],"message":"fallback"}`:                                                     "fallback",
+		"<html>502 Bad Gateway</html>":                                                           "",
+		"":                                                                                       "",
+	}
+	for body, want := range cases {
+		if got := uploader.JSONErrorText([]byte(body), keys...); got != want {
+			t.Errorf("JSONErrorText(%s) = %q, want %q", body, got, want)
+		}
+	}
+}

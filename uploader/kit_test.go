@@ -26,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 )
 
 func openTemp(t *testing.T, content []byte) *uploader.File {
@@ -457,27 +458,15 @@ func TestSendRedactsEchoedSecrets(t *testing.T) {
 // An answer trickled a byte at a time is cut at AnswerTimeout, as a transient error, though
 // every byte restarts the idle timeout.
 func TestAnswerDeadline(t *testing.T) {
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var faults uploadertest.Faults
+	faults.Trickle(100 * time.Millisecond)
+	srv := httptest.NewServer(faults.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Length", "1000")
 		w.WriteHeader(http.StatusOK)
-		for range 1000 {
-			if _, err := w.Write([]byte("x")); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-stop:
-				return
-			case <-r.Context().Done():
-				return
-			}
-		}
-	}))
+		w.Write(pattern(1000))
+	})))
 	defer srv.Close()
-	defer close(stop)
 	c := newClient(t, uploader.ClientOptions{IdleTimeout: time.Second, AnswerTimeout: 700 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -651,3 +651,30 @@ func TestJSONErrorText(t *testing.T) {
 		}
 	}
 }
+
+func TestReadS3Error(t *testing.T) {
+	cases := []struct {
+		status int
+		body   string
+		class  uploader.Class
+		says   string
+	}{
+		{403, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><RequestId>R1</RequestId></Error>`, uploader.Permanent, "(SignatureDoesNotMatch): The request signature"},
+		{400, `<Error><Code>RequestTimeout</Code><Message>Your socket connection to the server was not read from or written to within the timeout period.</Message></Error>`, uploader.Transient, "RequestTimeout"},
+		{411, `<Error><Code>MissingContentLength</Code><Message>You must provide the Content-Length HTTP header.</Message></Error>`, uploader.Permanent, "Content-Length"},
+		{503, `<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>`, uploader.Transient, "SlowDown"},
+		{502, `<html>bad gateway</html>`, uploader.Transient, "bad gateway"},
+	}
+	for _, c := range cases {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(c.status)
+			io.WriteString(w, c.body)
+		}))
+		_, err := newClient(t, uploader.ClientOptions{}).Send(context.Background(), &uploader.Request{Method: "PUT", URL: srv.URL + "/b/k?X-Amz-Signature=abc", Errors: uploader.ReadS3Error})
+		srv.Close()
+		if cl, _ := uploader.Classify(err); cl != c.class || !strings.Contains(fmt.Sprint(err), c.says) || strings.Contains(fmt.Sprint(err), "abc") {
+			t.Errorf("%d %s: %v classed %v, want %v saying %q", c.status, c.body, err, cl, c.class, c.says)
+		}
+	}
+}

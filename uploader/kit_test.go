@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -676,5 +677,43 @@ func TestReadS3Error(t *testing.T) {
 		if cl, _ := uploader.Classify(err); cl != c.class || !strings.Contains(fmt.Sprint(err), c.says) || strings.Contains(fmt.Sprint(err), "abc") {
 			t.Errorf("%d %s: %v classed %v, want %v saying %q", c.status, c.body, err, cl, c.class, c.says)
 		}
+	}
+}
+
+// Answers read through Send give their connection back: twenty calls, one connection.
+func TestSendReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodHead {
+			w.Header().Set("Upload-Offset", "5")
+			return
+		}
+		fmt.Fprint(w, `{"n":1}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, uploader.ClientOptions{})
+	f := openTemp(t, pattern(4096))
+	for i := range 20 {
+		r := &uploader.Request{Method: http.MethodPatch, URL: srv.URL, Body: uploader.NewFileBody(f, 0, f.Size)}
+		switch i % 3 {
+		case 1:
+			r = &uploader.Request{Method: http.MethodHead, URL: srv.URL}
+		case 2:
+			var out struct{ N int }
+			r = &uploader.Request{URL: srv.URL, Out: &out}
+		}
+		if _, err := c.Send(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 20 sequential requests, want 1", n)
 	}
 }

@@ -311,19 +311,8 @@ func testResume(t *testing.T, h Harness) {
 	if mid.BytesReceived-before.BytesReceived >= size {
 		t.Fatal("the whole file arrived before the cancel: the test proves nothing")
 	}
-	res, err := a.until(t, h, p, f, 3)
-	if err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	SameBytes(t, h, res, path)
-	after := h.Stats()
-	if got := after.Created - before.Created; got != per {
-		t.Errorf("resume created %d objects, a clean upload creates %d", got, per)
-	}
-	if !h.Resumable {
-		if got := after.BytesReceived - mid.BytesReceived; got != size {
-			t.Errorf("after the cancel the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", got, size)
-		}
+	after, done := finish(t, h, &a, p, f, path, "the cancel", before, mid, per)
+	if done {
 		return
 	}
 	if a.firstProgress == 0 && mid.BytesReceived > before.BytesReceived {
@@ -332,6 +321,30 @@ func testResume(t *testing.T, h Harness) {
 	if got := after.BytesReceived - before.BytesReceived; got > size+size/20 {
 		t.Errorf("server received %d bytes for a %d-byte file (%.2fx): resume re-sent what it had", got, size, float64(got)/size)
 	}
+}
+
+// finish retries an interrupted upload (after what) to its end and checks that it made no
+// more objects than a clean upload (per); for a provider that cannot resume, that the file
+// was re-sent whole, once, since mid. It returns the final counters, and done when nothing
+// is left to check.
+func finish(t *testing.T, h Harness, a *attempt, p uploader.Provider, f *uploader.File, path, what string, before, mid Stats, per int) (Stats, bool) {
+	t.Helper()
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("retry after %s: %v", what, err)
+	}
+	SameBytes(t, h, res, path)
+	after := h.Stats()
+	if got := after.Created - before.Created; got != per {
+		t.Errorf("retry after %s created %d objects, a clean upload creates %d", what, got, per)
+	}
+	if h.Resumable {
+		return after, false
+	}
+	if got := after.BytesReceived - mid.BytesReceived; got != f.Size {
+		t.Errorf("after %s the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", what, got, f.Size)
+	}
+	return after, true
 }
 
 func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration) {
@@ -392,19 +405,8 @@ func testCut(t *testing.T, h Harness) {
 		t.Fatalf("a cut connection was classed permanent: %v", err)
 	}
 	mid := settled(h)
-	res, err := a.until(t, h, p, f, 3)
-	if err != nil {
-		t.Fatalf("retry after a cut: %v", err)
-	}
-	SameBytes(t, h, res, path)
-	after := h.Stats()
-	if got := after.Created - before.Created; got != per {
-		t.Errorf("retry after a cut created %d objects, a clean upload creates %d", got, per)
-	}
-	if !h.Resumable {
-		if got := after.BytesReceived - mid.BytesReceived; got != size {
-			t.Errorf("after the cut the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", got, size)
-		}
+	after, done := finish(t, h, &a, p, f, path, "a cut", before, mid, per)
+	if done {
 		return
 	}
 	if got := after.BytesReceived - before.BytesReceived; got > size*12/10 {

@@ -38,7 +38,8 @@ type manager struct {
 }
 
 // newManager returns the service manager of goos for a system or --user service.
-func newManager(goos string, user bool, cfg *kservice.Config) (*manager, error) {
+// prg is the program a Windows service runs (nil: none, for commands that control it).
+func newManager(goos string, user bool, cfg *kservice.Config, prg kservice.Interface) (*manager, error) {
 	m := &manager{goos: goos, user: user}
 	if cfg == nil {
 		cfg = &kservice.Config{}
@@ -97,7 +98,10 @@ func newManager(goos string, user bool, cfg *kservice.Config) (*manager, error) 
 	if sys == nil {
 		return nil, fmt.Errorf("no service manager found for %s", goos)
 	}
-	svc, err := sys.New(noProgram{}, cfg)
+	if prg == nil {
+		prg = noProgram{}
+	}
+	svc, err := sys.New(prg, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +330,7 @@ func cmdInstall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	spec := newUnitSpec(cfg, exe, *user)
-	m, err := newManager(runtime.GOOS, *user, &kservice.Config{Executable: exe, Arguments: spec.args()})
+	m, err := newManager(runtime.GOOS, *user, &kservice.Config{Executable: exe, Arguments: spec.args()}, nil)
 	if err != nil {
 		return err
 	}
@@ -362,7 +366,7 @@ func cmdControl(ctx context.Context, action string, args []string, stdout, stder
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	m, err := newManager(runtime.GOOS, *user, nil)
+	m, err := newManager(runtime.GOOS, *user, nil, nil)
 	if err != nil {
 		return err
 	}
@@ -406,7 +410,7 @@ func serviceStates() []string {
 		if runtime.GOOS == "windows" && user {
 			continue
 		}
-		m, err := newManager(runtime.GOOS, user, nil)
+		m, err := newManager(runtime.GOOS, user, nil, nil)
 		if err != nil {
 			continue
 		}

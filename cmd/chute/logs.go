@@ -14,8 +14,14 @@ import (
 // newLogger builds the daemon's logger from the config's log section. Under the journal
 // (systemd connected stderr to it: JOURNAL_STREAM names stderr) lines carry no timestamp of
 // chute's own, the journal has one, and start with their syslog priority, <3> to <7>, which
-// journald turns into the entry's priority and strips.
+// journald turns into the entry's priority and strips. Under the Windows service manager,
+// which has no stderr, they go to the Windows event log.
 func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
+	if underWindowsService() {
+		if l, err := eventLogger(cfg.Log.Level, cfg.Log.Format); err == nil {
+			return l
+		}
+	}
 	journald := false
 	if f, ok := w.(*os.File); ok && f == os.Stderr {
 		journald, _ = journal.StderrIsJournalStream()
@@ -23,22 +29,36 @@ func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
 	return buildLogger(cfg.Log.Level, cfg.Log.Format, journald, w)
 }
 
-// buildLogger is newLogger with the journal decided by the caller.
-func buildLogger(level, format string, journald bool, w io.Writer) *slog.Logger {
+// handlerOptions are slog's options for a level name; noTime drops slog's timestamp where
+// the log's sink (the journal, the event log) has its own.
+func handlerOptions(level string, noTime bool) *slog.HandlerOptions {
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(level)) // validated by configs
 	opts := &slog.HandlerOptions{Level: lv}
-	if journald {
+	if noTime {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}
 			}
 			return a
 		}
-		pw := &priorityWriter{w: w}
-		return slog.New(&journalHandler{inner: newHandler(format, pw, opts), pw: pw})
 	}
-	return slog.New(newHandler(format, w, opts))
+	return opts
+}
+
+// buildLogger is newLogger with the journal decided by the caller.
+func buildLogger(level, format string, journald bool, w io.Writer) *slog.Logger {
+	opts := handlerOptions(level, journald)
+	if !journald {
+		return slog.New(newHandler(format, w, opts))
+	}
+	return slog.New(newLineHandler(format, opts, func(l slog.Level, line []byte) error {
+		// One Write: the prefix and the line reach the journal's stream together.
+		b := make([]byte, 0, 3+len(line))
+		b = append(append(b, priority(l)...), line...)
+		_, err := w.Write(b)
+		return err
+	}))
 }
 
 func newHandler(format string, w io.Writer, opts *slog.HandlerOptions) slog.Handler {
@@ -48,48 +68,49 @@ func newHandler(format string, w io.Writer, opts *slog.HandlerOptions) slog.Hand
 	return slog.NewTextHandler(w, opts)
 }
 
-// journalHandler prefixes each line its inner handler writes with the record's priority
-// (sd-daemon(3)). slog's handlers write a record in one Write call, so the prefix for the
-// record being handled is set on the shared writer under its lock.
-type journalHandler struct {
+// lineHandler formats records with slog's text or JSON handler and hands each line, with
+// its record's level, to a sink. slog's handlers write a record in one Write call, so the
+// level of the record being written is set on the shared writer under its lock.
+type lineHandler struct {
 	inner slog.Handler
-	pw    *priorityWriter
+	lw    *lineWriter
 }
 
-// priorityWriter writes each line with the priority prefix of the record being written.
-type priorityWriter struct {
-	mu     sync.Mutex
-	w      io.Writer
-	prefix string
+type lineWriter struct {
+	mu    sync.Mutex
+	level slog.Level
+	sink  func(slog.Level, []byte) error
 }
 
-func (p *priorityWriter) Write(b []byte) (int, error) {
-	// One Write: the prefix and the line reach the journal's stream together.
-	line := make([]byte, 0, len(p.prefix)+len(b))
-	line = append(append(line, p.prefix...), b...)
-	if _, err := p.w.Write(line); err != nil {
+func newLineHandler(format string, opts *slog.HandlerOptions, sink func(slog.Level, []byte) error) *lineHandler {
+	lw := &lineWriter{sink: sink}
+	return &lineHandler{inner: newHandler(format, lw, opts), lw: lw}
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	if err := w.sink(w.level, b); err != nil {
 		return 0, err
 	}
 	return len(b), nil
 }
 
-func (h *journalHandler) Enabled(ctx context.Context, l slog.Level) bool {
+func (h *lineHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return h.inner.Enabled(ctx, l)
 }
 
-func (h *journalHandler) Handle(ctx context.Context, r slog.Record) error {
-	h.pw.mu.Lock()
-	defer h.pw.mu.Unlock()
-	h.pw.prefix = priority(r.Level)
+func (h *lineHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.lw.mu.Lock()
+	defer h.lw.mu.Unlock()
+	h.lw.level = r.Level
 	return h.inner.Handle(ctx, r)
 }
 
-func (h *journalHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &journalHandler{inner: h.inner.WithAttrs(as), pw: h.pw}
+func (h *lineHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &lineHandler{inner: h.inner.WithAttrs(as), lw: h.lw}
 }
 
-func (h *journalHandler) WithGroup(name string) slog.Handler {
-	return &journalHandler{inner: h.inner.WithGroup(name), pw: h.pw}
+func (h *lineHandler) WithGroup(name string) slog.Handler {
+	return &lineHandler{inner: h.inner.WithGroup(name), lw: h.lw}
 }
 
 // priority maps a slog level to the sd-daemon prefix of the matching syslog priority.

@@ -151,7 +151,7 @@ func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger) error
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	return d.Run(ctx)
+	return serveDaemon(ctx, d, cfg, log)
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -123,12 +123,12 @@ func TestCheckUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, text := range map[string]string{
-		"empty":          "",
-		"no install":     strings.Replace(good, "[Install]", "", 1),
-		"other program":  strings.Replace(good, "ExecStart=/usr/local/bin/chute", "ExecStart=/bin/true", 1),
-		"not a setting":  good + "garbage line\n",
-		"template left":  strings.Replace(good, "Type=notify", "{{Type}}", 1),
-		"no exec start":  strings.Replace(good, "ExecStart=", "#ExecStart=", 1),
+		"empty":         "",
+		"no install":    strings.Replace(good, "[Install]", "", 1),
+		"other program": strings.Replace(good, "ExecStart=/usr/local/bin/chute", "ExecStart=/bin/true", 1),
+		"not a setting": good + "garbage line\n",
+		"template left": strings.Replace(good, "Type=notify", "{{Type}}", 1),
+		"no exec start": strings.Replace(good, "ExecStart=", "#ExecStart=", 1),
 	} {
 		if err := checkUnit(text, "/usr/local/bin/chute"); err == nil {
 			t.Errorf("%s: checkUnit accepted it", name)

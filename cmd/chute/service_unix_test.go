@@ -180,7 +180,9 @@ func TestSIGHUPAddsFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, 20*time.Second, func() bool { return strings.Contains(d.logs.String(), "reload: ") && !strings.HasSuffix(d.logs.String(), "reading the config again\n") }, "the reload's outcome", d.logs)
+	waitFor(t, 20*time.Second, func() bool {
+		return strings.Contains(d.logs.String(), "reload: ") && !strings.HasSuffix(d.logs.String(), "reading the config again\n")
+	}, "the reload's outcome", d.logs)
 	waitFor(t, 10*time.Second, func() bool {
 		l := d.logs.String()
 		return strings.Contains(l, "reload: applied") || strings.Contains(l, "not supported yet") || strings.Contains(l, "refused")

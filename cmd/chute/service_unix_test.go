@@ -197,6 +197,42 @@ func TestSIGHUPAddsFolder(t *testing.T) {
 	d.stop(t)
 }
 
+// SIGHUP during a large upload (the same folder and provider in the new config, a second
+// folder added) does not restart it: one TUS upload, about the file's size on the wire.
+func TestSIGHUPDuringUpload(t *testing.T) {
+	srv, dir, inbox, cfg := tusSetup(t, "", `, settle: 300ms, exclude: ["*.part"]`)
+	const size = 64 << 20
+	srv.Throttle(32 << 20) // about 2s for the whole file
+	file := filepath.Join(inbox, "big.bin")
+	randomFile(t, file, size)
+	d := startDaemonEnv(t, cfg)
+	waitFor(t, 30*time.Second, func() bool { return srv.Stats().BytesReceived > size/5 }, "20% of the file at tusd", d.logs)
+	added := filepath.Join(dir, "added")
+	os.MkdirAll(added, 0o755)
+	text, _ := os.ReadFile(cfg)
+	os.WriteFile(cfg, append(text, []byte(fmt.Sprintf("  - {path: %s, provider: own}\n", added))...), 0o644)
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, func() bool {
+		l := d.logs.String()
+		return strings.Contains(l, "reload: applied") || strings.Contains(l, "not supported yet") || strings.Contains(l, "refused")
+	}, "the reload's outcome", d.logs)
+	if srv.Stats().BytesReceived >= size {
+		t.Fatal("the upload finished before the reload: the test proves nothing")
+	}
+	srv.Throttle(0)
+	waitFor(t, 60*time.Second, func() bool { return doneSidecar(file) }, "the upload done after the reload", d.logs)
+	if !d.running() {
+		t.Fatalf("chute exited on SIGHUP; logs:\n%s", d.logs)
+	}
+	d.stop(t)
+	st := srv.Stats()
+	if st.Created != 1 || st.BytesReceived > size*11/10 {
+		t.Errorf("%d TUS uploads, %d bytes for a %d-byte file: the reload restarted the upload; logs:\n%s", st.Created, st.BytesReceived, size, d.logs)
+	}
+}
+
 // journalStream is the JOURNAL_STREAM value naming f, as systemd sets it for the stream it
 // connects to a service's stderr.
 func journalStream(t *testing.T, f *os.File) string {

@@ -85,6 +85,12 @@ func TestUnitsGolden(t *testing.T) {
 			t.Errorf("unit has the library's %q", bad)
 		}
 	}
+	// A folder in /tmp would be hidden by a private /tmp.
+	tmpCfg := goldenConfig()
+	tmpCfg.Folders[0].Path = "/tmp/drop"
+	if tmpUnit, err := renderSystemd(newUnitSpec(tmpCfg, "/usr/local/bin/chute", false)); err != nil || strings.Contains(tmpUnit, "PrivateTmp=yes") {
+		t.Errorf("a folder in /tmp with PrivateTmp=yes (%v)", err)
+	}
 	// The default state directory is the unit's StateDirectory: no extra writable path.
 	cfg := goldenConfig()
 	cfg.State = "/var/lib/chute/state.db"

@@ -73,7 +73,14 @@ func renderSystemd(spec unitSpec) (string, error) {
 	data := struct {
 		ExecStart      string
 		ReadWritePaths []string
-	}{ExecStart: strings.Join(words, " ")}
+		PrivateTmp     bool
+	}{ExecStart: strings.Join(words, " "), PrivateTmp: true}
+	// A private /tmp would hide a folder, the config or chute itself kept in /tmp.
+	for _, p := range append([]string{spec.Exe, spec.Config}, spec.Writable...) {
+		if within(p, "/tmp") || within(p, "/var/tmp") {
+			data.PrivateTmp = false
+		}
+	}
 	for _, p := range spec.Writable {
 		// "-": a folder that does not exist yet (a move_to) does not stop the service from
 		// starting; chute reports it itself.

@@ -24,7 +24,7 @@ func underWindowsService() bool {
 // service manager's stop cancels the daemon's context, and Stop waits for the checkpointed
 // stop (uploads in flight saved, they resume at the next start) up to windowsStopWait.
 func runWindowsService(ctx context.Context, log *slog.Logger, run func(context.Context) error) error {
-	prg := &windowsProgram{parent: ctx, run: run, log: log}
+	prg := &windowsProgram{parent: ctx, run: run, log: log, stopWait: windowsStopWait, exit: os.Exit}
 	m, err := newManager("windows", false, nil, prg)
 	if err != nil {
 		return err
@@ -37,6 +37,9 @@ type windowsProgram struct {
 	parent context.Context
 	run    func(context.Context) error
 	log    *slog.Logger
+	// stopWait bounds Stop's wait; exit ends the process when the daemon ends by itself.
+	stopWait time.Duration
+	exit     func(code int)
 
 	mu     sync.Mutex
 	cancel context.CancelFunc
@@ -57,7 +60,7 @@ func (p *windowsProgram) Start(kservice.Service) error {
 			// The daemon ended without being asked to (a bad state database, say): exit with
 			// a failure so that the service manager sees it and its recovery action runs.
 			p.log.Error("chute stopped on its own", "err", err)
-			os.Exit(1)
+			p.exit(1)
 		}
 	}()
 	return nil
@@ -75,8 +78,8 @@ func (p *windowsProgram) Stop(kservice.Service) error {
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(windowsStopWait):
-		p.log.Warn("stop: uploads still stopping; the service manager ends chute now, they resume at the next start", "waited", windowsStopWait)
+	case <-time.After(p.stopWait):
+		p.log.Warn("stop: uploads still stopping; the service manager ends chute now, they resume at the next start", "waited", p.stopWait)
 		return nil
 	}
 }

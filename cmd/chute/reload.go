@@ -19,7 +19,7 @@ type reloader interface {
 // A config that does not load or is invalid is logged, every problem on its own line, and
 // the running config stays: it returns nil then. It never stops the daemon.
 func reload(ctx context.Context, d any, path string, log *slog.Logger) *configs.Config {
-	log.Info("reload: reading the config again", "config", path)
+	log.Info("reload: SIGHUP received, reading the config again", "config", path)
 	cfg, err := readConfig(path)
 	if err != nil {
 		var ps configs.Problems

@@ -1,17 +1,16 @@
-// Package uploader defines the contract between chute's engine and its upload providers:
-// the Provider interface, the registry of provider types, the classes of error a provider
-// returns, and a shared HTTP helper. Providers know nothing of folders, the state database or
-// sidecars; the engine knows nothing of any provider's protocol.
 package uploader
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sort"
 	"time"
+
+	"github.com/chute-dev/chute/internal/fsx"
 )
 
 // Provider uploads one file to one remote service.
@@ -113,20 +112,12 @@ type File struct {
 	observe func(p []byte, off int64)
 }
 
-// OpenFile opens path for upload.
+// OpenFile opens path for upload. Anything but a regular file (a FIFO, a device) is refused
+// without blocking.
 func OpenFile(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, st, err := fsx.OpenRegular(path)
 	if err != nil {
 		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	return &File{Path: path, Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), f: f}, nil
 }
@@ -149,6 +140,9 @@ func (f *File) Observe(fn func(p []byte, off int64)) { f.observe = fn }
 func (f *File) Section(off int64) *io.SectionReader {
 	return io.NewSectionReader(f, off, f.Size-off)
 }
+
+// Stat describes the open file (not whatever is at its path now).
+func (f *File) Stat() (fs.FileInfo, error) { return f.f.Stat() }
 
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }
@@ -206,6 +200,20 @@ func (r *Registry) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// FieldError is one problem an options struct's Validate found. Key is relative to the
+// provider (e.g. "wait"); the config loader reports it as "providers.<name>.<Key>", with the
+// line it was given on.
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+// Validator is implemented by options structs that check more than required fields. The
+// config loader calls Validate after filling the struct from the provider's keys.
+type Validator interface {
+	Validate() []FieldError
 }
 
 // UserAgent is sent with every request chute makes.

@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/chute-dev/chute/configs"
@@ -15,10 +15,11 @@ import (
 // serveDaemon runs d until ctx is done, as a service: it tells systemd when the daemon is
 // ready, reloading and stopping, pings its watchdog, reloads the config on SIGHUP, and under
 // the Windows service manager runs as a Windows service.
-func serveDaemon(ctx context.Context, d *service.Daemon, cfg *configs.Config, log *slog.Logger) error {
+// ready is closed when the engine says it is ready (service.Options.Ready).
+func serveDaemon(ctx context.Context, d *service.Daemon, cfg *configs.Config, log *slog.Logger, ready <-chan struct{}) error {
 	hooks := hooksFrom(ctx)
 	hooks.useLogger(log)
-	run := func(ctx context.Context) error { return supervise(ctx, d, cfg, log, hooks.reloadSignals()) }
+	run := func(ctx context.Context) error { return supervise(ctx, d, cfg, log, ready, hooks.reloadSignals()) }
 	if underWindowsService() {
 		return runWindowsService(ctx, log, run)
 	}
@@ -26,17 +27,12 @@ func serveDaemon(ctx context.Context, d *service.Daemon, cfg *configs.Config, lo
 }
 
 // supervise runs d and answers for it to the service manager until d.Run returns.
-func supervise(ctx context.Context, d *service.Daemon, cfg *configs.Config, log *slog.Logger, reloads <-chan os.Signal) error {
+func supervise(ctx context.Context, d *service.Daemon, cfg *configs.Config, log *slog.Logger, ready <-chan struct{}, reloads <-chan os.Signal) error {
 	n := newNotifier(log)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- d.Run(runCtx) }()
-
-	// lead: switch to Options.Ready. Until the engine calls back once the watches exist and
-	// the database is open, ready is when its control socket answers, which it opens after
-	// the database and the watcher, just before the watches are added.
-	ready := listening(runCtx, service.ControlSocket(cfg.State))
 
 	var watchdog <-chan time.Time
 	if every := n.watchdogEvery(); every > 0 {
@@ -84,29 +80,12 @@ func status(cfg *configs.Config) string {
 	return fmt.Sprintf("watching %d folder(s)", len(cfg.Folders))
 }
 
-// listening returns a channel closed once a Unix socket at path accepts a connection (a
-// stale socket file refuses it), or never if ctx ends first.
-func listening(ctx context.Context, path string) <-chan struct{} {
-	ch := make(chan struct{})
-	go func() {
-		t := time.NewTicker(20 * time.Millisecond)
-		defer t.Stop()
-		for {
-			var dl net.Dialer
-			dctx, cancel := context.WithTimeout(ctx, time.Second)
-			c, err := dl.DialContext(dctx, "unix", path)
-			cancel()
-			if err == nil {
-				c.Close()
-				close(ch)
-				return
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return ch
+// readySignal turns the engine's Ready callback into a channel closed once.
+type readySignal struct {
+	once sync.Once
+	ch   chan struct{}
 }
+
+func newReadySignal() *readySignal { return &readySignal{ch: make(chan struct{})} }
+
+func (r *readySignal) fire() { r.once.Do(func() { close(r.ch) }) }

@@ -147,11 +147,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
-	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log})
+	ready := newReadySignal()
+	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log, Ready: ready.fire})
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	return serveDaemon(ctx, d, cfg, log)
+	return serveDaemon(ctx, d, cfg, log, ready.ch)
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {

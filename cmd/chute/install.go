@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	kservice "github.com/kardianos/service"
 )
@@ -203,6 +204,9 @@ func (m *manager) systemctl(ctx context.Context, args ...string) error {
 	if m.user {
 		args = append([]string{"--user"}, args...)
 	}
+	// daemon-reload and enable are quick; a systemd that does not answer is not waited for.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("systemctl %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))

@@ -3,7 +3,9 @@ module github.com/chute-dev/chute
 go 1.26.8
 
 require (
+	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/fsnotify/fsnotify v1.9.0
+	github.com/kardianos/service v1.3.0
 	github.com/tus/tusd/v2 v2.10.1
 	go.etcd.io/bbolt v1.4.3
 	go.uber.org/goleak v1.3.0

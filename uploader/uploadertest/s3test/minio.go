@@ -112,23 +112,31 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 		cleanup()
 		return nil, err
 	}
-	r, err := startRelay(p.addr)
-	if err != nil {
-		p.stop()
-		cleanup()
-		return nil, err
+	var (
+		r    *relay
+		l    *uploadertest.Listener
+		host = p.addr
+	)
+	if !opts.Direct {
+		if r, err = startRelay(p.addr); err != nil {
+			p.stop()
+			cleanup()
+			return nil, err
+		}
+		l, host = r.l, r.l.Addr().String()
 	}
-	store := &minioStore{bucket: bucket}
-	s, err := newServer(KindMinIO, r.l, bucket, store, func() error {
-		r.close()
+	stop := func() error {
+		if r != nil {
+			r.close()
+		}
 		err := p.stop()
 		cleanup()
 		return err
-	})
+	}
+	store := &minioStore{bucket: bucket}
+	s, err := newServer(KindMinIO, l, host, bucket, store, stop)
 	if err != nil {
-		r.close()
-		p.stop()
-		cleanup()
+		stop()
 		return nil, err
 	}
 	store.client = s.client

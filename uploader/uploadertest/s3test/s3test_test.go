@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -15,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -281,6 +284,22 @@ func contract(t *testing.T, s *Server) {
 			t.Fatalf("deleting a missing key: %v, want no error (as S3)", err)
 		}
 	})
+	t.Run("curl PUT and POST", func(t *testing.T) {
+		Curl(t)
+		data := randomBytes(t, 1<<20+3)
+		path := filepath.Join(t.TempDir(), "clip.mp4")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.PresignPut(ctx, "curl/put.mp4", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		CurlPut(t, u, path)
+		sameObject(t, s, "curl/put.mp4", data)
+		CurlPost(t, xvidForm(t, s, "tmp/p1/curl.mp4"), path)
+		sameObject(t, s, "tmp/p1/curl.mp4", data)
+	})
 	t.Run("cut mid-PUT stores nothing", func(t *testing.T) {
 		const size = 8 << 20
 		u, err := s.PresignPut(ctx, "put/cut.bin", time.Minute)
@@ -324,6 +343,7 @@ func xvidFields(key string) []FormField {
 		{Name: "filename", Value: "", StartsWith: true},
 		{Name: "chunk", Value: "0", StartsWith: true},
 		{Name: "chunks", Value: "1", StartsWith: true},
+		{Name: "policy"}, // the signing fields go here, before key and acl, as Xvid's order has them
 		{Name: "key", Value: key, StartsWith: true, Prefix: "tmp/p1/"},
 		{Name: "acl", Value: "private"},
 	}
@@ -467,7 +487,7 @@ func gone(t *testing.T, s *Server, key string) {
 	}
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -531,5 +551,65 @@ func TestFindMinIOMissing(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestPresignPostForm checks the form's field order (the signing fields where "policy"
+// stood), its ordered JSON, and the conditions its policy carries.
+func TestPresignPostForm(t *testing.T) {
+	s, err := StartStandIn(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	form := xvidForm(t, s, "tmp/p1/a.mp4")
+	var names []string
+	for _, f := range form.Fields {
+		names = append(names, f.Name)
+	}
+	want := "name success_action_status filename chunk chunks policy x-amz-algorithm x-amz-credential x-amz-date x-amz-signature key acl"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("fields %s, want %s", got, want)
+	}
+	raw, err := form.FieldsJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	var keys []string
+	if _, err := d.Token(); err != nil {
+		t.Fatal(err)
+	}
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Token(); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.(string))
+	}
+	if got := strings.Join(keys, " "); got != want {
+		t.Errorf("FieldsJSON keys %s, want %s", got, want)
+	}
+	var policy string
+	for _, f := range form.Fields {
+		if f.Name == "policy" {
+			policy = f.Value
+		}
+	}
+	doc, err := base64.StdEncoding.DecodeString(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{`["starts-with","$name",""]`, `["starts-with","$key","tmp/p1/"]`, `["starts-with","$filename",""]`,
+		`["starts-with","$chunk",""]`, `["starts-with","$chunks",""]`, `["eq","$acl","private"]`, `["eq","$success_action_status","201"]`, `{"bucket":"chute"}`} {
+		if !strings.Contains(string(doc), c) {
+			t.Errorf("the policy %s lacks %s", doc, c)
+		}
+	}
+	if _, err := s.PresignPost(PostPolicy{Fields: []FormField{{Name: "acl", Value: "private"}}}); err == nil {
+		t.Error("a form without a key was signed")
 	}
 }

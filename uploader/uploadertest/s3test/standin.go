@@ -69,7 +69,7 @@ func StartStandIn(opts Options) (*Server, error) {
 		cleanup()
 		return err
 	}
-	s, err := newServer(KindStandIn, l, bucket, st, stop)
+	s, err := newServer(KindStandIn, l, l.Addr().String(), bucket, st, stop)
 	if err != nil {
 		stop()
 		return nil, err

@@ -117,8 +117,9 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 		l    *uploadertest.Listener
 		host = p.addr
 	)
+	rc := &recorder{bucket: bucket}
 	if !opts.Direct {
-		if r, err = startRelay(p.addr); err != nil {
+		if r, err = startRelay(p.addr, rc); err != nil {
 			p.stop()
 			cleanup()
 			return nil, err
@@ -134,7 +135,7 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 		return err
 	}
 	store := &minioStore{bucket: bucket}
-	s, err := newServer(KindMinIO, l, host, bucket, store, stop)
+	s, err := newServer(KindMinIO, l, host, bucket, store, rc, stop)
 	if err != nil {
 		stop()
 		return nil, err
@@ -324,105 +325,6 @@ func (t *tailBuffer) String() string {
 		return "(none)"
 	}
 	return s
-}
-
-// relay forwards TCP connections from its listener to MinIO, so that a test can cut a client's
-// connection mid-request as it can with the other emulators (MinIO's own listener is in
-// another process).
-type relay struct {
-	l      *uploadertest.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-}
-
-func startRelay(target string) (*relay, error) {
-	l, err := uploadertest.Listen()
-	if err != nil {
-		return nil, fmt.Errorf("s3test: %w", err)
-	}
-	r := &relay{l: l, target: target, conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
-	go r.serve()
-	return r, nil
-}
-
-func (r *relay) serve() {
-	defer r.wg.Done()
-	for {
-		c, err := r.l.Accept()
-		if err != nil {
-			return
-		}
-		r.wg.Add(1)
-		go r.pipe(c)
-	}
-}
-
-// track records c so that close can end it; false when the relay is closing.
-func (r *relay) track(c net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.conns[c] = struct{}{}
-	return true
-}
-
-func (r *relay) untrack(c net.Conn) {
-	r.mu.Lock()
-	delete(r.conns, c)
-	r.mu.Unlock()
-	c.Close()
-}
-
-func (r *relay) pipe(c net.Conn) {
-	defer r.wg.Done()
-	if !r.track(c) {
-		c.Close()
-		return
-	}
-	defer r.untrack(c)
-	up, err := net.DialTimeout("tcp", r.target, 10*time.Second)
-	if err != nil {
-		return
-	}
-	if !r.track(up) {
-		up.Close()
-		return
-	}
-	defer r.untrack(up)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, err := io.Copy(up, c)
-		if err != nil {
-			// A cut or reset client: MinIO must see the request end too.
-			up.Close()
-			return
-		}
-		if tc, ok := up.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-	}()
-	_, _ = io.Copy(c, up)
-	c.Close()
-	up.Close()
-	<-done
-}
-
-func (r *relay) close() {
-	r.mu.Lock()
-	r.closed = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.l.Close()
-	r.wg.Wait()
 }
 
 // minioStore reads objects through MinIO's S3 API.

@@ -119,12 +119,14 @@ func (st *standIn) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key = strings.ReplaceAll(key, "${filename}", fileName)
+	infoOf(r.Context()).key = key
 	limit := int64(maxPutSize)
 	if lengthRange != nil {
 		limit = lengthRange[1]
 	}
 	tmp, sum, n, err := st.receive(file, limit+1)
 	if err != nil {
+		infoOf(r.Context()).broken = true
 		st.discard(tmp)
 		st.fail(w, r, &s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: "The request body ended before the file did: " + err.Error(), Key: key})
 		return

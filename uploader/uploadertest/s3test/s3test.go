@@ -82,6 +82,7 @@ type Server struct {
 	bucket   string
 	client   *minio.Client // presigns offline (region set); with MinIO also stats and reads
 	objects  objectStore
+	rec      *recorder
 	stop     func() error
 	exited   <-chan struct{} // MinIO's process ended; nil for the stand-in
 	once     sync.Once
@@ -141,13 +142,13 @@ func StartWith(t testing.TB, opts Options) *Server {
 }
 
 // newServer wires the parts every backend shares.
-func newServer(kind Kind, l *uploadertest.Listener, host, bucket string, objects objectStore, stop func() error) (*Server, error) {
+func newServer(kind Kind, l *uploadertest.Listener, host, bucket string, objects objectStore, rc *recorder, stop func() error) (*Server, error) {
 	endpoint := "http://" + host
 	client, err := newClient(host)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Listener: l, kind: kind, endpoint: endpoint, bucket: bucket, client: client, objects: objects, stop: stop}, nil
+	return &Server{Listener: l, kind: kind, endpoint: endpoint, bucket: bucket, client: client, objects: objects, rec: rc, stop: stop}, nil
 }
 
 // newClient is a minio-go client for host with the region set, so that presigning never asks
@@ -173,6 +174,14 @@ func (s *Server) URL() string { return s.endpoint }
 
 // Bucket is the bucket presigned URLs and forms write into.
 func (s *Server) Bucket() string { return s.bucket }
+
+// Requests are the S3 requests the server received, oldest first (none for MinIO started
+// with Options.Direct).
+func (s *Server) Requests() []Request { return s.rec.requests() }
+
+// Stall holds every S3 request until Stall(false) (or until its client gives up): a server
+// that stopped answering. No effect on MinIO started with Options.Direct.
+func (s *Server) Stall(on bool) { s.rec.gate.Stall(on) }
 
 // Close stops the server (and MinIO's process) and removes a temporary data directory.
 func (s *Server) Close() error {

@@ -226,15 +226,7 @@ func contract(t *testing.T, s *Server) {
 	})
 	t.Run("POST policy violated", func(t *testing.T) {
 		form := xvidForm(t, s, "tmp/p1/ok.mp4")
-		set := func(name, value string) PostForm {
-			f := PostForm{URL: form.URL, Fields: append([]FormField(nil), form.Fields...)}
-			for i := range f.Fields {
-				if f.Fields[i].Name == name {
-					f.Fields[i].Value = value
-				}
-			}
-			return f
-		}
+		set := func(name, value string) PostForm { return withField(form, name, value) }
 		for _, c := range []struct {
 			what, field, value, code string
 		}{
@@ -283,6 +275,54 @@ func contract(t *testing.T, s *Server) {
 		if err := s.Delete(ctx, "del/me"); err != nil {
 			t.Fatalf("deleting a missing key: %v, want no error (as S3)", err)
 		}
+	})
+	t.Run("request log", func(t *testing.T) {
+		before := len(s.Requests())
+		u, err := s.PresignPut(ctx, "log/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("12345"), 5, ""), http.StatusOK, "")
+		wantStatus(t, do(t, http.MethodPut, u, io.MultiReader(strings.NewReader("12345")), -1, ""), http.StatusLengthRequired, "")
+		wantStatus(t, post(t, xvidForm(t, s, "tmp/p1/log.mp4"), nil, nil, []byte("abc")), http.StatusCreated, "")
+		bad := withField(xvidForm(t, s, "tmp/p1/log2.mp4"), "key", "elsewhere/log.mp4")
+		wantStatus(t, post(t, bad, nil, nil, []byte("abc")), http.StatusForbidden, "")
+		got := s.Requests()[before:]
+		if len(got) != 4 {
+			t.Fatalf("logged %d requests, want 4: %+v", len(got), got)
+		}
+		want := []Request{
+			{Method: "PUT", Key: "log/put.bin", Length: 5, Received: 5, Status: 200},
+			{Method: "PUT", Key: "log/put.bin", Length: -1, Status: 411, Code: "MissingContentLength"},
+			{Method: "POST", Key: "tmp/p1/log.mp4", Status: 201},
+			{Method: "POST", Status: 403, Code: "AccessDenied"},
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Method != w.Method || g.Key != w.Key || g.Status != w.Status || g.Code != w.Code ||
+				(w.Length != 0 && g.Length != w.Length) || (w.Received != 0 && g.Received != w.Received) {
+				t.Errorf("request %d logged %+v, want %+v", i, g, w)
+			}
+		}
+	})
+	t.Run("stall", func(t *testing.T) {
+		u, err := s.PresignPut(ctx, "stall/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Stall(true)
+		defer s.Stall(false)
+		client := &http.Client{Timeout: 300 * time.Millisecond}
+		req, err := http.NewRequest(http.MethodPut, u, strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a stalled server answered %d", resp.StatusCode)
+		}
+		s.Stall(false)
+		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusOK, "")
 	})
 	t.Run("curl PUT and POST", func(t *testing.T) {
 		Curl(t)
@@ -347,6 +387,17 @@ func xvidFields(key string) []FormField {
 		{Name: "key", Value: key, StartsWith: true, Prefix: "tmp/p1/"},
 		{Name: "acl", Value: "private"},
 	}
+}
+
+// withField is form with one field's value changed (the signature no longer covers it).
+func withField(form PostForm, name, value string) PostForm {
+	f := PostForm{URL: form.URL, Fields: append([]FormField(nil), form.Fields...)}
+	for i := range f.Fields {
+		if f.Fields[i].Name == name {
+			f.Fields[i].Value = value
+		}
+	}
+	return f
 }
 
 func xvidForm(t *testing.T, s *Server, key string) PostForm {

@@ -168,13 +168,17 @@ func startRelay(target string, rc *recorder) (*relay, error) {
 			if resp.StatusCode < 300 && resp.Request.Method != http.MethodPost {
 				return nil
 			}
-			// A small XML answer (an error or a PostResponse): read it for the log.
+			// A small XML answer (an error or a PostResponse): read its start for the log and
+			// pass it on whole.
 			b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
 			if err != nil {
+				resp.Body.Close()
 				return err
 			}
-			resp.Body = io.NopCloser(bytes.NewReader(b))
+			resp.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(b), resp.Body), resp.Body}
 			var e struct {
 				Code string `xml:"Code"`
 				Key  string `xml:"Key"`

@@ -72,7 +72,7 @@ type Options struct {
 // Server is an S3 endpoint on 127.0.0.1 with one bucket. Its methods are safe for
 // concurrent use.
 type Server struct {
-	// Listener is the listener S3 clients connect through (a TCP relay in front of MinIO, the
+	// Listener is the listener S3 clients connect through (an HTTP relay in front of MinIO, the
 	// stand-in's own listener otherwise): cut connections with it, count the bytes it read.
 	// Nil for MinIO started with Options.Direct.
 	Listener *uploadertest.Listener
@@ -80,7 +80,7 @@ type Server struct {
 	kind     Kind
 	endpoint string // http://127.0.0.1:PORT, what presigned URLs point at
 	bucket   string
-	client   *minio.Client // presigns offline (region set); with MinIO also stats and reads
+	client   *minio.Client // presigns offline (region set) for the address clients use
 	objects  objectStore
 	rec      *recorder
 	stop     func() error
@@ -131,7 +131,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 		s, err = StartMinIO(ctx, opts)
 	}
 	if err != nil {
-		t.Fatalf("s3test: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {

@@ -154,6 +154,13 @@ func contract(t *testing.T, s *Server) {
 		gone(t, s, "put/signed.bin")
 		gone(t, s, "put/other.bin")
 	})
+	t.Run("PUT URL used to GET", func(t *testing.T) {
+		u, err := s.PresignPut(context.Background(), "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, do(t, http.MethodGet, u, nil, 0, ""), http.StatusForbidden, "SignatureDoesNotMatch")
+	})
 	t.Run("expired 403", func(t *testing.T) {
 		t.Parallel() // it waits for its URLs to expire
 		old, err := s.ExpiredPutURL("put/expired.bin")
@@ -283,6 +290,7 @@ func contract(t *testing.T, s *Server) {
 			t.Fatal(err)
 		}
 		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("12345"), 5, ""), http.StatusOK, "")
+		sameObject(t, s, "log/put.bin", []byte("12345")) // s3test's own reads are not logged
 		wantStatus(t, do(t, http.MethodPut, u, io.MultiReader(strings.NewReader("12345")), -1, ""), http.StatusLengthRequired, "")
 		wantStatus(t, post(t, xvidForm(t, s, "tmp/p1/log.mp4"), nil, nil, []byte("abc")), http.StatusCreated, "")
 		bad := withField(xvidForm(t, s, "tmp/p1/log2.mp4"), "key", "elsewhere/log.mp4")

@@ -136,6 +136,14 @@ func (st *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.put(w, r, key)
 	case r.Method == http.MethodPost && key == "":
 		st.post(w, r)
+	case key != "" && r.URL.Query().Has("X-Amz-Signature"):
+		// A presigned URL used with another method: its signature does not match, as on S3.
+		if e := verifyPresigned(r, st.now()); e != nil {
+			e.Key = key
+			st.fail(w, r, e)
+			return
+		}
+		fallthrough
 	default:
 		st.fail(w, r, &s3Error{Status: http.StatusNotImplemented, Code: "NotImplemented",
 			Message: "The stand-in implements presigned PUT of an object and POST policy uploads to the bucket only."})

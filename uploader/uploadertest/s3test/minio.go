@@ -88,6 +88,9 @@ func goBins(ctx context.Context) []string {
 // creates the bucket, and puts a relay in front of it whose listener can cut connections.
 // Close stops the process.
 func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Direct && opts.Wrap != nil {
+		return nil, errors.New("s3test: Options.Wrap needs the relay, which Direct leaves out")
+	}
 	bin, err := FindMinIO(ctx)
 	if err != nil {
 		return nil, err
@@ -119,7 +122,7 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 	)
 	rc := &recorder{bucket: bucket}
 	if !opts.Direct {
-		if r, err = startRelay(p.addr, rc); err != nil {
+		if r, err = startRelay(p.addr, func(h http.Handler) http.Handler { return opts.handler(rc, h) }); err != nil {
 			p.stop()
 			cleanup()
 			return nil, err

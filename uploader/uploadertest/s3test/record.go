@@ -142,7 +142,7 @@ type relay struct {
 	done chan struct{}
 }
 
-func startRelay(target string, rc *recorder) (*relay, error) {
+func startRelay(target string, handler func(http.Handler) http.Handler) (*relay, error) {
 	u, err := url.Parse("http://" + target)
 	if err != nil {
 		return nil, fmt.Errorf("s3test: %w", err)
@@ -198,7 +198,7 @@ func startRelay(target string, rc *recorder) (*relay, error) {
 		},
 	}
 	r := &relay{l: l, tr: tr, done: make(chan struct{}),
-		srv: &http.Server{Handler: rc.wrap(rp), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}}
+		srv: &http.Server{Handler: handler(rp), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}}
 	go func() {
 		defer close(r.done)
 		_ = r.srv.Serve(l)

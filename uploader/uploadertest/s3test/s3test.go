@@ -67,6 +67,18 @@ type Options struct {
 	// Listener to cut connections with, one copy less for benchmarks. The stand-in has no
 	// relay either way.
 	Direct bool
+	// Wrap, when set, wraps the S3 handler (the relay's or the stand-in's) inside the request
+	// log: an emulator's own fault knobs (uploadertest.Faults.Wrap) without a second hop.
+	// Not with Direct.
+	Wrap func(http.Handler) http.Handler
+}
+
+// handler is h inside opts.Wrap and the request log.
+func (o Options) handler(rc *recorder, h http.Handler) http.Handler {
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	return rc.wrap(h)
 }
 
 // Server is an S3 endpoint on 127.0.0.1 with one bucket. Its methods are safe for

@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -670,5 +671,53 @@ func TestPresignPostForm(t *testing.T) {
 	}
 	if _, err := s.PresignPost(PostPolicy{Fields: []FormField{{Name: "acl", Value: "private"}}}); err == nil {
 		t.Error("a form without a key was signed")
+	}
+}
+
+// TestWrap checks that an emulator's own handler wrapper sees every S3 request, and that
+// what it answers is in the request log, on both backends.
+func TestWrap(t *testing.T) {
+	for _, kind := range []Kind{KindStandIn, KindMinIO} {
+		t.Run(string(kind), func(t *testing.T) {
+			var seen atomic.Int64
+			opts := Options{Dir: t.TempDir(), Wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if seen.Add(1) == 1 {
+						w.WriteHeader(http.StatusServiceUnavailable)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			}}
+			var (
+				s   *Server
+				err error
+			)
+			if kind == KindStandIn {
+				s, err = StartStandIn(opts)
+			} else {
+				if os.Getenv(NoMinIOEnv) == "1" {
+					t.Skip(NoMinIOEnv + "=1: MinIO not used")
+				}
+				s, err = StartMinIO(context.Background(), opts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			u, err := s.PresignPut(context.Background(), "wrapped", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusServiceUnavailable, "")
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusOK, "")
+			reqs := s.Requests()
+			if seen.Load() != 2 || len(reqs) != 2 || reqs[0].Status != 503 || reqs[1].Status != 200 {
+				t.Fatalf("the wrapper saw %d requests, the log %+v; want 2, answered 503 then 200", seen.Load(), reqs)
+			}
+		})
+	}
+	if _, err := StartMinIO(context.Background(), Options{Direct: true, Wrap: func(h http.Handler) http.Handler { return h }}); err == nil || !strings.Contains(err.Error(), "Wrap") {
+		t.Errorf("StartMinIO with Wrap and Direct: %v, want Wrap refused", err)
 	}
 }

@@ -53,7 +53,7 @@ func StartStandIn(opts Options) (*Server, error) {
 	}
 	st := &standIn{dir: objDir, bucket: bucket, objects: map[string]Object{}, now: time.Now}
 	rc := &recorder{bucket: bucket}
-	srv := &http.Server{Handler: rc.wrap(st), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: opts.handler(rc, st), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

@@ -120,7 +120,7 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 		l    *uploadertest.Listener
 		host = p.addr
 	)
-	rc := &recorder{bucket: bucket}
+	rc := &recorder{}
 	if !opts.Direct {
 		if r, err = startRelay(p.addr, func(h http.Handler) http.Handler { return opts.handler(rc, h) }); err != nil {
 			p.stop()

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -36,10 +37,9 @@ type Request struct {
 
 // recorder is the request log and the stall gate both backends share.
 type recorder struct {
-	bucket string
-	gate   uploadertest.Gate
-	mu     sync.Mutex
-	reqs   []Request
+	gate uploadertest.Gate
+	mu   sync.Mutex
+	reqs []Request
 }
 
 // reqInfo is what a backend learns about a request while serving it.
@@ -152,6 +152,7 @@ func startRelay(target string, handler func(http.Handler) http.Handler) (*relay,
 		return nil, fmt.Errorf("s3test: %w", err)
 	}
 	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     time.Minute,

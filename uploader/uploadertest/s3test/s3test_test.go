@@ -75,6 +75,10 @@ func TestStandIn(t *testing.T) {
 		wantStatus(t, resp, http.StatusForbidden, "AccessDenied")
 		gone(t, s, "tmp/p1/noname.mp4")
 	})
+	t.Run("fields before the file over 20 KB", func(t *testing.T) {
+		form := withField(xvidForm(t, s, "tmp/p1/big.mp4"), "name", strings.Repeat("n", 21<<10))
+		wantStatus(t, post(t, form, nil, nil, []byte("x")), http.StatusBadRequest, "MaxPostPreDataLengthExceeded")
+	})
 	t.Run("header-signed request refused", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodPut, s.URL()+"/"+s.Bucket()+"/k", strings.NewReader("x"))
 		if err != nil {
@@ -154,6 +158,42 @@ func contract(t *testing.T, s *Server) {
 		}
 		gone(t, s, "put/signed.bin")
 		gone(t, s, "put/other.bin")
+	})
+	t.Run("PUT refusals", func(t *testing.T) {
+		u, err := s.PresignPut(ctx, "put/refused.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPut, u, strings.NewReader("data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==") // the md5 of nothing
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, http.StatusBadRequest, "BadDigest")
+		other := strings.Replace(u, "X-Amz-Credential="+AccessKey, "X-Amz-Credential=someoneelse", 1)
+		wantStatus(t, do(t, http.MethodPut, other, strings.NewReader("data"), 4, ""), http.StatusForbidden, "InvalidAccessKeyId")
+		gone(t, s, "put/refused.bin")
+	})
+	t.Run("POST refusals", func(t *testing.T) {
+		form, err := s.PresignPost(PostPolicy{Fields: xvidFields("tmp/p1/small.mp4"), MaxSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, post(t, form, nil, nil, []byte("0123456789")), http.StatusCreated, "")
+		wantStatus(t, post(t, form, nil, nil, []byte("0123456789A")), http.StatusBadRequest, "EntityTooLarge")
+		sameObject(t, s, "tmp/p1/small.mp4", []byte("0123456789"))
+		// No file at all.
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for _, f := range form.Values() {
+			mw.WriteField(f[0], f[1])
+		}
+		mw.Close()
+		wantStatus(t, do(t, http.MethodPost, form.URL, &b, int64(b.Len()), mw.FormDataContentType()), http.StatusBadRequest, "MalformedPOSTRequest")
 	})
 	t.Run("PUT URL used to GET", func(t *testing.T) {
 		u, err := s.PresignPut(context.Background(), "k", time.Minute)

@@ -52,7 +52,7 @@ func StartStandIn(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("s3test: %w", err)
 	}
 	st := &standIn{dir: objDir, bucket: bucket, objects: map[string]Object{}, now: time.Now}
-	rc := &recorder{bucket: bucket}
+	rc := &recorder{}
 	srv := &http.Server{Handler: opts.handler(rc, st), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan struct{})
 	go func() {

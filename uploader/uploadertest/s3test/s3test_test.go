@@ -159,6 +159,19 @@ func contract(t *testing.T, s *Server) {
 		gone(t, s, "put/signed.bin")
 		gone(t, s, "put/other.bin")
 	})
+	t.Run("keys with spaces and more", func(t *testing.T) {
+		for _, key := range []string{"put/a file (1) ü+&=.mp4", "put/%41?#.bin", "put/~tilde/x"} {
+			u, err := s.PresignPut(ctx, key, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader(key), int64(len(key)), ""), http.StatusOK, "")
+			sameObject(t, s, key, []byte(key))
+			form := xvidForm(t, s, "tmp/p1/"+key)
+			wantStatus(t, post(t, form, nil, nil, []byte(key)), http.StatusCreated, "")
+			sameObject(t, s, "tmp/p1/"+key, []byte(key))
+		}
+	})
 	t.Run("PUT refusals", func(t *testing.T) {
 		u, err := s.PresignPut(ctx, "put/refused.bin", time.Minute)
 		if err != nil {

@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -74,6 +76,29 @@ func TestStandIn(t *testing.T) {
 		resp := post(t, form, map[string]bool{"name": true}, nil, []byte("x"))
 		wantStatus(t, resp, http.StatusForbidden, "AccessDenied")
 		gone(t, s, "tmp/p1/noname.mp4")
+	})
+	t.Run("PUT without Content-Length 411", func(t *testing.T) {
+		// MinIO takes a PUT with no Content-Length as an empty object; S3 refuses it.
+		u, err := s.PresignPut(context.Background(), "put/nolength", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", pu.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", pu.RequestURI(), pu.Host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodPut, URL: pu})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, http.StatusLengthRequired, "MissingContentLength")
+		gone(t, s, "put/nolength")
 	})
 	t.Run("fields before the file over 20 KB", func(t *testing.T) {
 		form := withField(xvidForm(t, s, "tmp/p1/big.mp4"), "name", strings.Repeat("n", 21<<10))

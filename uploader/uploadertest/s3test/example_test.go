@@ -3,6 +3,7 @@ package s3test_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
@@ -38,10 +39,11 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
+	var names []string
 	for _, f := range form.Fields {
-		fmt.Print(f.Name, " ")
+		names = append(names, f.Name)
 	}
-	fmt.Println()
+	fmt.Println(strings.Join(names, " "))
 
 	if _, err := s.Stat(ctx, "tmp/42/clip.mp4"); err != nil {
 		fmt.Println("not uploaded yet")

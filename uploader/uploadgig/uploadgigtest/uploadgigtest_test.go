@@ -281,7 +281,9 @@ func TestCutUploadStoresNothing(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("a cut upload was answered %s", resp.Status)
 	}
-	waitFor(t, func() bool { return s.Counters().UploadRequests == 1 && len(s.Requests()) == 2 && s.Requests()[1].BodyBytes > 0 })
+	waitFor(t, func() bool {
+		return s.Counters().UploadRequests == 1 && len(s.Requests()) == 2 && s.Requests()[1].BodyBytes > 0
+	})
 	if c := s.Counters(); c.Uploads != 0 || len(s.Files()) != 0 {
 		t.Errorf("a cut upload was stored: %+v", c)
 	}

@@ -26,7 +26,6 @@
 package uploadgigtest
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -116,31 +115,6 @@ type Counters struct {
 	BytesReceived int64
 }
 
-// Request is one request as the emulator recorded it. Passwords are not recorded.
-type Request struct {
-	// Time is when the request arrived.
-	Time time.Time
-	// Kind is "login", "upload" or "other".
-	Kind   string
-	Method string
-	// Path is the URL path, without the query (which holds the identity).
-	Path string
-	// User is the login form's user.
-	User string
-	// Slug is the raw Slug header of an upload; HasSlug says whether there was one.
-	Slug    string
-	HasSlug bool
-	// ContentLength is the request's Content-Length, -1 when it had none (chunked).
-	ContentLength int64
-	// BodyBytes is how many body bytes were read.
-	BodyBytes int64
-	// Answer is the code of a login ("1", "0", "-3") or the message of an upload answer;
-	// "" when the request got no answer (a cut, a fault).
-	Answer string
-	// Status is the HTTP status sent, 0 when none was.
-	Status int
-}
-
 // File is a stored upload.
 type File struct {
 	// ID is the file's 16-character id.
@@ -164,14 +138,15 @@ type Server struct {
 	opts    Options
 	apiHost string
 	upHost  string
-	srvs    [2]*http.Server
-	done    [2]chan struct{}
-	gate    uploadertest.Gate
+	srvs    [2]*uploadertest.HTTPServer
+	// api and up are the fault knobs and request logs of the API and the upload host.
+	api, up uploadertest.Faults
 	inLogin atomic.Int32
-	// throttle is the most upload body bytes a second each upload is read at (0: no limit).
-	throttle atomic.Int64
+	// receiving counts the upload requests being served.
+	receiving atomic.Int32
 
 	mu          sync.Mutex
+	ttl         time.Duration
 	quota       int64 // bytes
 	used        int64 // bytes stored
 	loginTimes  []time.Time
@@ -179,13 +154,7 @@ type Server struct {
 	identities  map[string]identity
 	files       map[string]*File
 	order       []string
-	requests    []Request
 	counters    Counters
-	failLeft    int
-	failCode    int
-	failAfter   time.Duration
-	upFailLeft  int
-	upFailCode  int
 	hold        chan struct{} // non-nil: upload answers are held open after the answer
 }
 
@@ -225,6 +194,7 @@ func Start(opts Options) (*Server, error) {
 	s := &Server{
 		opts:       opts,
 		quota:      opts.QuotaMB * MiB,
+		ttl:        opts.ActionTTL,
 		identities: make(map[string]identity),
 		files:      make(map[string]*File),
 	}
@@ -238,6 +208,7 @@ func Start(opts Options) (*Server, error) {
 	}
 	s.apiHost, s.upHost = s.Listener.Addr().String(), s.UploadListener.Addr().String()
 	s.URL = "http://" + s.apiHost
+	s.api.Write, s.up.Write = writeFault, writeFault
 
 	api := http.NewServeMux()
 	api.HandleFunc("POST /api/get_upload_action", s.login)
@@ -247,18 +218,8 @@ func Start(opts Options) (*Server, error) {
 	up.HandleFunc("POST /upload", s.upload)
 	up.HandleFunc("/", s.other)
 
-	for i, h := range []http.Handler{api, up} {
-		l := s.Listener
-		if i == 1 {
-			l = s.UploadListener
-		}
-		s.srvs[i] = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		s.done[i] = make(chan struct{})
-		go func() {
-			defer close(s.done[i])
-			_ = s.srvs[i].Serve(l)
-		}()
-	}
+	s.srvs[0] = uploadertest.Serve(s.Listener, s.api.Wrap(api))
+	s.srvs[1] = uploadertest.Serve(s.UploadListener, s.up.Wrap(up))
 	return s, nil
 }
 
@@ -266,38 +227,25 @@ func Start(opts Options) (*Server, error) {
 func (s *Server) Close() error {
 	s.Stall(false)
 	s.HoldAfterAnswer(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var errs []error
-	for i, srv := range s.srvs {
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-			errs = append(errs, err)
-		}
-		<-s.done[i]
-	}
-	return errors.Join(errs...)
+	return errors.Join(s.srvs[0].Close(), s.srvs[1].Close())
 }
 
 // FailNext answers the next n logins with status (and Retry-After when retryAfter > 0).
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.mu.Lock()
-	s.failLeft, s.failCode, s.failAfter = n, status, retryAfter
-	s.mu.Unlock()
+	s.api.FailNext(n, status, retryAfter)
 }
 
 // FailUploads answers the next n upload requests with status, without reading their bodies.
-func (s *Server) FailUploads(n, status int) {
-	s.mu.Lock()
-	s.upFailLeft, s.upFailCode = n, status
-	s.mu.Unlock()
-}
+func (s *Server) FailUploads(n, status int) { s.up.FailNext(n, status, 0) }
 
 // Stall holds every request, logins and uploads, unanswered until Stall(false).
-func (s *Server) Stall(on bool) { s.gate.Stall(on) }
+func (s *Server) Stall(on bool) {
+	s.api.Stall(on)
+	s.up.Stall(on)
+}
 
 // Throttle limits how fast each upload body is read, in bytes a second (0: no limit).
-func (s *Server) Throttle(bytesPerSecond int64) { s.throttle.Store(bytesPerSecond) }
+func (s *Server) Throttle(bytesPerSecond int64) { s.up.Throttle(bytesPerSecond) }
 
 // HoldAfterAnswer keeps upload answers open after their JSON was sent, until
 // HoldAfterAnswer(false) or the client leaves: a server that is slow to end its answer. It
@@ -332,6 +280,13 @@ func (s *Server) ExpireActions() {
 	}
 }
 
+// SetActionTTL changes how long the actions issued from now on are valid.
+func (s *Server) SetActionTTL(d time.Duration) {
+	s.mu.Lock()
+	s.ttl = d
+	s.mu.Unlock()
+}
+
 // SetQuotaMB changes the account's space, in MB.
 func (s *Server) SetQuotaMB(mb int64) {
 	s.mu.Lock()
@@ -343,15 +298,18 @@ func (s *Server) SetQuotaMB(mb int64) {
 func (s *Server) Counters() Counters {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.counters
+	c := s.counters
+	c.BytesReceived = s.up.BodyBytes("")
+	return c
 }
 
-// Requests returns every request recorded so far, oldest first.
-func (s *Server) Requests() []Request {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Request(nil), s.requests...)
-}
+// LoginRequests returns the requests to the API (logins and anything else), oldest first,
+// each recorded once answered.
+func (s *Server) LoginRequests() []uploadertest.Record { return s.api.Requests() }
+
+// UploadRequests returns the requests to the upload host, oldest first, each recorded once
+// answered (or cut).
+func (s *Server) UploadRequests() []uploadertest.Record { return s.up.Requests() }
 
 // Files returns the stored files, oldest first.
 func (s *Server) Files() []File {
@@ -365,8 +323,13 @@ func (s *Server) Files() []File {
 }
 
 // Stats are the conformance suite's counters: Created counts stored files, BytesReceived
-// every upload body byte read.
+// every upload body byte read. It first waits (up to 5s) for the uploads being received to
+// end, as one a client has just abandoned is still read from the socket for a moment: the
+// counts are then settled.
 func (s *Server) Stats() uploadertest.Stats {
+	for deadline := time.Now().Add(5 * time.Second); s.receiving.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	c := s.Counters()
 	return uploadertest.Stats{Created: c.Uploads, BytesReceived: c.BytesReceived}
 }
@@ -387,33 +350,8 @@ func (s *Server) Stored(res uploader.Result) (io.ReadCloser, error) {
 
 func (s *Server) path(id string) string { return filepath.Join(s.opts.Dir, "files", id) }
 
-// record appends rq and returns its index, for finish.
-func (s *Server) record(rq Request) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.requests = append(s.requests, rq)
-	return len(s.requests) - 1
-}
-
-// finish completes request i's record.
-func (s *Server) finish(i int, status int, answer string, body int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	r := &s.requests[i]
-	r.Status, r.Answer, r.BodyBytes = status, answer, body
-}
-
-func contentLength(r *http.Request) int64 {
-	if r.ContentLength < 0 || len(r.TransferEncoding) > 0 {
-		return -1
-	}
-	return r.ContentLength
-}
-
 // other answers what the platform does not serve.
 func (s *Server) other(w http.ResponseWriter, r *http.Request) {
-	i := s.record(Request{Time: time.Now(), Kind: "other", Method: r.Method, Path: r.URL.Path, ContentLength: contentLength(r)})
-	s.finish(i, http.StatusNotFound, "", 0)
 	http.Error(w, "404 page not found", http.StatusNotFound)
 }
 
@@ -428,21 +366,10 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 
 	// Credentials are read from the body only, as PHP's $_POST: never from the query.
 	if err := r.ParseMultipartForm(1 << 20); err != nil && !errors.Is(err, http.ErrNotMultipart) {
-		i := s.record(Request{Time: time.Now(), Kind: "login", Method: r.Method, Path: r.URL.Path, ContentLength: contentLength(r)})
-		s.finish(i, http.StatusBadRequest, "", 0)
 		http.Error(w, "bad form: "+err.Error(), http.StatusBadRequest)
 		return
 	}
 	user, pass := r.PostFormValue("user"), r.PostFormValue("pass")
-	i := s.record(Request{Time: time.Now(), Kind: "login", Method: r.Method, Path: r.URL.Path, User: user, ContentLength: contentLength(r)})
-	if !s.gate.Wait(r.Context()) {
-		return
-	}
-	if code, after, ok := s.takeFault(); ok {
-		s.finish(i, code, "", 0)
-		writeFault(w, code, after)
-		return
-	}
 	select {
 	case <-time.After(s.opts.LoginDelay):
 	case <-r.Context().Done():
@@ -474,7 +401,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		code, result = "0", MsgBadLogin
 	default:
 		tok := randomHex(20)
-		s.identities[tok] = identity{expires: now.Add(s.opts.ActionTTL)}
+		s.identities[tok] = identity{expires: now.Add(s.ttl)}
 		s.counters.ActionsIssued++
 		left := max(0, s.quota-s.used) / MiB
 		var cmbs any = left
@@ -489,24 +416,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if s.opts.CodeAsNumber {
 		codeJSON, _ = strconv.Atoi(code)
 	}
-	s.finish(i, http.StatusOK, code, 0)
 	writeJSON(w, http.StatusOK, map[string]any{"code": codeJSON, "result": result})
 }
 
-func (s *Server) takeFault() (int, time.Duration, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failLeft <= 0 {
-		return 0, 0, false
-	}
-	s.failLeft--
-	return s.failCode, s.failAfter, true
-}
-
-func writeFault(w http.ResponseWriter, code int, after time.Duration) {
-	if after > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int((after+time.Second-1)/time.Second)))
-	}
+// writeFault is an injected failure as the platform's web server shows one: an HTML page.
+func writeFault(w http.ResponseWriter, code int) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(code)
 	fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", code, http.StatusText(code))
@@ -530,11 +444,9 @@ func answer(w http.ResponseWriter, fields map[string]any) {
 
 // refuse reads the rest of the body, as the platform's PHP does before its script runs, and
 // answers the upload with ok:false and msg.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i int, msg string, identityFault bool) {
-	body := &countingReader{r: r.Body, throttle: &s.throttle}
-	_, err := io.Copy(io.Discard, body)
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, msg string, identityFault bool) {
+	_, err := io.Copy(io.Discard, r.Body)
 	s.mu.Lock()
-	s.counters.BytesReceived += body.n
 	if identityFault {
 		s.counters.IdentityRefusals++
 	} else {
@@ -542,34 +454,18 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, i int, msg strin
 	}
 	s.mu.Unlock()
 	if err != nil {
-		s.finish(i, 0, "", body.n)
-		return
+		return // cut: there is no one to answer
 	}
-	s.finish(i, http.StatusOK, msg, body.n)
 	answer(w, map[string]any{"ok": false, "message": msg})
 }
 
 // upload is POST /upload?identity=...: the raw file.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
+	s.receiving.Add(1)
+	defer s.receiving.Add(-1)
 	slug, hasSlug := r.Header.Get("Slug"), len(r.Header.Values("Slug")) > 0
-	i := s.record(Request{Time: time.Now(), Kind: "upload", Method: r.Method, Path: r.URL.Path,
-		Slug: slug, HasSlug: hasSlug, ContentLength: contentLength(r)})
 	s.mu.Lock()
 	s.counters.UploadRequests++
-	s.mu.Unlock()
-	if !s.gate.Wait(r.Context()) {
-		return
-	}
-	s.mu.Lock()
-	if s.upFailLeft > 0 {
-		s.upFailLeft--
-		code := s.upFailCode
-		s.mu.Unlock()
-		s.finish(i, code, "", 0)
-		w.Header().Set("Connection", "close")
-		writeFault(w, code, 0)
-		return
-	}
 
 	// The identity is spent by the first request that shows it, whatever becomes of it.
 	tok := r.URL.Query().Get("identity")
@@ -582,37 +478,32 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	left := s.quota - s.used
 	s.mu.Unlock()
 	if !good {
-		s.refuse(w, r, i, MsgInvalidIdentity, true)
+		s.refuse(w, r, MsgInvalidIdentity, true)
 		return
 	}
 	if !hasSlug || strings.TrimSpace(slug) == "" {
-		s.refuse(w, r, i, MsgNoFileName, false)
+		s.refuse(w, r, MsgNoFileName, false)
 		return
 	}
 	name, ok := decodeSlug(slug)
 	if !ok {
-		s.refuse(w, r, i, MsgBadFileName, false)
+		s.refuse(w, r, MsgBadFileName, false)
 		return
 	}
-	if n := contentLength(r); n > left {
-		s.refuse(w, r, i, MsgStorageFull, false)
+	if r.ContentLength > left { // -1 (chunked) is checked once read
+		s.refuse(w, r, MsgStorageFull, false)
 		return
 	}
 
 	f, n, err := s.receive(r)
-	s.mu.Lock()
-	s.counters.BytesReceived += n
-	s.mu.Unlock()
 	if err != nil {
-		// A cut or short body: nothing is stored, and there is no one left to answer.
-		s.finish(i, 0, "", n)
-		return
+		return // a cut or short body: nothing is stored, and there is no one left to answer
 	}
 	s.mu.Lock()
 	if n > s.quota-s.used {
 		s.mu.Unlock()
 		s.discard(f.ID)
-		s.refuse(w, r, i, MsgStorageFull, false)
+		s.refuse(w, r, MsgStorageFull, false)
 		return
 	}
 	f.Name, f.Size = name, n
@@ -622,7 +513,6 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	s.counters.Uploads++
 	hold := s.hold
 	s.mu.Unlock()
-	s.finish(i, http.StatusOK, MsgUploaded, n)
 	answer(w, map[string]any{
 		"ok":        true,
 		"message":   MsgUploaded,
@@ -644,7 +534,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 // record with its ID and SHA256 set, and the bytes read.
 func (s *Server) receive(r *http.Request) (*File, int64, error) {
 	f := &File{ID: randomID()}
-	body := &countingReader{r: r.Body, throttle: &s.throttle}
+	body := &countingReader{r: r.Body}
 	if s.opts.Discard {
 		_, err := io.Copy(io.Discard, body)
 		return f, body.n, err
@@ -709,21 +599,13 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		html.EscapeString(c.Name), html.EscapeString(c.Name), c.Size, html.EscapeString(c.ID))
 }
 
-// countingReader counts what it reads and, when throttled, reads slowly.
+// countingReader counts what it reads.
 type countingReader struct {
-	r        io.Reader
-	n        int64
-	throttle *atomic.Int64
+	r io.Reader
+	n int64
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
-	if bps := c.throttle.Load(); bps > 0 {
-		// Read a tenth of a second's worth at a time, pausing between.
-		if m := bps / 10; m > 0 && int64(len(p)) > m {
-			p = p[:m]
-		}
-		time.Sleep(time.Duration(int64(len(p)) * int64(time.Second) / bps))
-	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err

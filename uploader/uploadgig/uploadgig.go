@@ -128,6 +128,10 @@ type Provider struct {
 	// overlap look like an attack.
 	login chan struct{}
 	pacer *rate.Limiter // nil: logins not spaced
+	// lockedUntil is when the lock a "-3" announced ends (held with the login slot): the
+	// jobs that were waiting for the slot meanwhile do not each log in to be told again.
+	lockedUntil time.Time
+	now         func() time.Time
 }
 
 var (
@@ -165,6 +169,7 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 		opts:     opts,
 		redactor: uploader.NewRedactor(opts.Pass),
 		login:    make(chan struct{}, 1),
+		now:      time.Now,
 	}
 	if opts.LoginInterval > 0 {
 		p.pacer = rate.NewLimiter(rate.Every(opts.LoginInterval), 1)
@@ -239,6 +244,10 @@ func (p *Provider) action(ctx context.Context) (uploadAction, error) {
 		return uploadAction{}, ctx.Err()
 	}
 	defer func() { <-p.login }()
+	if left := p.lockedUntil.Sub(p.now()); left > 0 {
+		return uploadAction{}, uploader.RateLimitError(left, fmt.Errorf(
+			"UploadGig login %q: locked by UploadGig a moment ago (code -3): every upload of this provider waits %s", p.opts.User, left.Round(time.Second)))
+	}
 	var a loginAnswer
 	_, err := p.client.Send(ctx, &uploader.Request{
 		Method:   http.MethodPost,
@@ -257,6 +266,7 @@ func (p *Provider) action(ctx context.Context) (uploadAction, error) {
 	case errors.As(err, &se) && se.Code == codeBadLogin:
 		return uploadAction{}, fmt.Errorf("%w (check user and pass, then run chute retry)", err)
 	case errors.As(err, &se) && se.Code == codeRateLimited:
+		p.lockedUntil = p.now().Add(p.opts.RateLimitWait)
 		return uploadAction{}, fmt.Errorf("%w (every upload of this provider waits %s)", err, p.opts.RateLimitWait)
 	default:
 		return uploadAction{}, err

@@ -201,6 +201,18 @@ func TestRateLimited(t *testing.T) {
 	if !strings.Contains(err.Error(), uploadgigtest.MsgRateLimited) || !strings.Contains(err.Error(), user) {
 		t.Errorf("error %q", err)
 	}
+	// The jobs that wait for the login slot meanwhile are told without logging in.
+	before := srv.Counters().Logins
+	for range 3 {
+		var e engine
+		_, err := e.upload(t, p, file(t, "c.mp4", 10))
+		if c, after := uploader.Classify(err); c != uploader.RateLimited || after <= 0 || after > uploadgig.DefaultRateLimitWait {
+			t.Errorf("during the lock: %v after %v: %v", c, after, err)
+		}
+	}
+	if n := srv.Counters().Logins - before; n != 0 {
+		t.Errorf("%d logins during a lock UploadGig announced", n)
+	}
 	// Passing the limit gives "-3" too.
 	srv2 := startEmulator(t, uploadgigtest.Options{LoginsPerMinute: 2})
 	p2 := newProvider(t, srv2, newClient(t), func(o *uploadgig.Options) { o.RateLimitWait = 7 * time.Minute })

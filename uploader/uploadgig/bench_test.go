@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/chute-dev/chute/uploader"
@@ -88,9 +87,8 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err == nil {
-			b.ReportMetric(float64(ru.Maxrss)/1024, "curl-peak-RSS-MiB")
+		if n := childrenPeakRSS(); n > 0 {
+			b.ReportMetric(float64(n)/(1<<20), "curl-peak-RSS-MiB")
 		}
 	})
 }

@@ -131,7 +131,6 @@ type Provider struct {
 	// lockedUntil is when the lock a "-3" announced ends (held with the login slot): the
 	// jobs that were waiting for the slot meanwhile do not each log in to be told again.
 	lockedUntil time.Time
-	now         func() time.Time
 }
 
 var (
@@ -169,7 +168,6 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 		opts:     opts,
 		redactor: uploader.NewRedactor(opts.Pass),
 		login:    make(chan struct{}, 1),
-		now:      time.Now,
 	}
 	if opts.LoginInterval > 0 {
 		p.pacer = rate.NewLimiter(rate.Every(opts.LoginInterval), 1)
@@ -244,7 +242,7 @@ func (p *Provider) action(ctx context.Context) (uploadAction, error) {
 		return uploadAction{}, ctx.Err()
 	}
 	defer func() { <-p.login }()
-	if left := p.lockedUntil.Sub(p.now()); left > 0 {
+	if left := p.lockedUntil.Sub(time.Now()); left > 0 {
 		return uploadAction{}, uploader.RateLimitError(left, fmt.Errorf(
 			"UploadGig login %q: locked by UploadGig a moment ago (code -3): every upload of this provider waits %s", p.opts.User, left.Round(time.Second)))
 	}
@@ -266,7 +264,7 @@ func (p *Provider) action(ctx context.Context) (uploadAction, error) {
 	case errors.As(err, &se) && se.Code == codeBadLogin:
 		return uploadAction{}, fmt.Errorf("%w (check user and pass, then run chute retry)", err)
 	case errors.As(err, &se) && se.Code == codeRateLimited:
-		p.lockedUntil = p.now().Add(p.opts.RateLimitWait)
+		p.lockedUntil = time.Now().Add(p.opts.RateLimitWait)
 		return uploadAction{}, fmt.Errorf("%w (every upload of this provider waits %s)", err, p.opts.RateLimitWait)
 	default:
 		return uploadAction{}, err

@@ -21,6 +21,10 @@
 //     before its script runs. A body cut short stores nothing.
 //   - The answer is an object keyed "0" with ok, message, url, id (16 characters),
 //     file_name and size; url is http://<API host>/file/download/<id>/<name>.
+//   - Faults and records come from uploadertest.Faults, one set per host: FailNext (logins)
+//     and FailUploads answer a status, Stall holds both, Throttle slows upload bodies,
+//     UploadListener.CutAfter drops a connection mid-body; LoginRequests and UploadRequests
+//     are the logs. HoldAfterAnswer keeps an upload's response open after its answer.
 //   - Not mirrored: the website, folders, premium accounts, file processing, and the
 //     platform's exact texts beyond the documented ones.
 package uploadgigtest

@@ -51,9 +51,9 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if env.Endpoint == "" {
 		return nil, errors.New("tus: endpoint (the creation URL) is required")
 	}
-	u, err := url.Parse(env.Endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("tus: endpoint %q is not an http(s) URL", uploader.RedactURL(env.Endpoint))
+	u, err := uploader.ParseEndpoint(env.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("tus: %w", err)
 	}
 	if opts.ChunkSize < 0 {
 		return nil, fmt.Errorf("tus: chunk_size must not be negative")

@@ -316,25 +316,15 @@ func TestEndpointCredentialsOnEveryRequest(t *testing.T) {
 // A server that answers a PATCH and then trickles its body a byte at a time cannot hold the
 // upload: the answer must be read within the client's AnswerTimeout.
 func TestTrickledPatchAnswer(t *testing.T) {
-	stop := make(chan struct{})
-	defer close(stop)
-	hs := httptest.NewServer(&fakeTUS{location: "/files/u1", patch: func(w http.ResponseWriter, r *http.Request) {
+	var faults uploadertest.Faults
+	faults.Trickle(200 * time.Millisecond)
+	hs := httptest.NewServer(faults.Wrap(&fakeTUS{location: "/files/u1", patch: func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		w.Header().Set("Upload-Offset", fmt.Sprint(n))
 		w.Header().Set("Content-Length", "100")
 		w.WriteHeader(http.StatusOK)
-		for range 100 {
-			w.Write([]byte("."))
-			w.(http.Flusher).Flush()
-			select {
-			case <-time.After(200 * time.Millisecond):
-			case <-stop:
-				return
-			case <-r.Context().Done():
-				return
-			}
-		}
-	}})
+		w.Write([]byte(strings.Repeat(".", 100)))
+	}}))
 	defer hs.Close()
 	client := uploader.NewClient(uploader.ClientOptions{AnswerTimeout: time.Second})
 	defer client.CloseIdle()

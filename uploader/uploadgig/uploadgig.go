@@ -128,9 +128,9 @@ type Provider struct {
 	// overlap look like an attack.
 	login chan struct{}
 	pacer *rate.Limiter // nil: logins not spaced
-	// lockedUntil is when the lock a "-3" announced ends (held with the login slot): the
-	// jobs that were waiting for the slot meanwhile do not each log in to be told again.
-	lockedUntil time.Time
+	// lockedAt is when the last "-3" came (held with the login slot): the jobs that were
+	// already waiting for the slot then are told without logging in to hear it again.
+	lockedAt time.Time
 }
 
 var (
@@ -154,9 +154,8 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("uploadgig: endpoint %q is not an http(s) URL", uploader.RedactURL(endpoint))
+	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
+		return nil, fmt.Errorf("uploadgig: %w", err)
 	}
 	if opts.RateLimitWait == 0 {
 		opts.RateLimitWait = DefaultRateLimitWait
@@ -236,13 +235,14 @@ func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Resu
 
 // action logs in, one login at a time for the whole provider, and returns the upload action.
 func (p *Provider) action(ctx context.Context) (uploadAction, error) {
+	asked := time.Now()
 	select {
 	case p.login <- struct{}{}:
 	case <-ctx.Done():
 		return uploadAction{}, ctx.Err()
 	}
 	defer func() { <-p.login }()
-	if left := p.lockedUntil.Sub(time.Now()); left > 0 {
+	if left := time.Until(p.lockedAt.Add(p.opts.RateLimitWait)); p.lockedAt.After(asked) && left > 0 {
 		return uploadAction{}, uploader.RateLimitError(left, fmt.Errorf(
 			"UploadGig login %q: locked by UploadGig a moment ago (code -3): every upload of this provider waits %s", p.opts.User, left.Round(time.Second)))
 	}
@@ -264,7 +264,7 @@ func (p *Provider) action(ctx context.Context) (uploadAction, error) {
 	case errors.As(err, &se) && se.Code == codeBadLogin:
 		return uploadAction{}, fmt.Errorf("%w (check user and pass, then run chute retry)", err)
 	case errors.As(err, &se) && se.Code == codeRateLimited:
-		p.lockedUntil = time.Now().Add(p.opts.RateLimitWait)
+		p.lockedAt = time.Now()
 		return uploadAction{}, fmt.Errorf("%w (every upload of this provider waits %s)", err, p.opts.RateLimitWait)
 	default:
 		return uploadAction{}, err
@@ -273,9 +273,8 @@ func (p *Provider) action(ctx context.Context) (uploadAction, error) {
 	if err := json.Unmarshal(a.Result, &act); err != nil {
 		return uploadAction{}, uploader.TransientError(fmt.Errorf("UploadGig login %q: unreadable result: %w", p.opts.User, err))
 	}
-	u, err := url.Parse(act.Action)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return uploadAction{}, uploader.TransientError(fmt.Errorf("UploadGig login %q: the upload action %q is not an http(s) URL", p.opts.User, uploader.RedactURL(act.Action)))
+	if _, err := uploader.ParseEndpoint(act.Action); err != nil {
+		return uploadAction{}, uploader.TransientError(fmt.Errorf("UploadGig login %q: the upload action: %w", p.opts.User, err))
 	}
 	return act, nil
 }

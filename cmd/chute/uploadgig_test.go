@@ -105,6 +105,9 @@ func TestUploadGigCrashMidUpload(t *testing.T) {
 	if sc.ID != f.ID || !strings.Contains(sc.URL, "/file/download/"+f.ID+"/") || sc.Extra["file_name"] != f.Name || sc.Provider != "uploadgig" || sc.SHA256 != want {
 		t.Errorf("sidecar %+v, stored %+v", sc, f)
 	}
+	if !strings.Contains(d2.logs.String(), "sending it whole again") {
+		t.Errorf("the restarted daemon did not see the earlier, cut upload in the checkpoint; logs:\n%s", d2.logs)
+	}
 	t.Logf("bytes at the kill %d of %d; in all %d", mid.BytesReceived, size, c.BytesReceived)
 }
 

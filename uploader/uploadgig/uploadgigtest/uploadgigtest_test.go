@@ -159,6 +159,18 @@ func TestRateLimitAfterTooManyLogins(t *testing.T) {
 	}
 }
 
+func TestRateLimitNext(t *testing.T) {
+	s := start(t, uploadgigtest.Options{})
+	s.RateLimitNext(1)
+	if a := login(t, s, user, pass); string(a.Code) != `"-3"` {
+		t.Errorf("code %s", a.Code)
+	}
+	action(t, s) // and not locked after it
+	if n := len(s.LoginRequests()); n != 2 {
+		t.Errorf("%d logins recorded", n)
+	}
+}
+
 func TestOverlappingLoginsCounted(t *testing.T) {
 	s := start(t, uploadgigtest.Options{LoginDelay: 100 * time.Millisecond, LoginsPerMinute: 100})
 	action(t, s)
@@ -331,6 +343,10 @@ func TestFaultsAndHold(t *testing.T) {
 	}
 	s.HoldAfterAnswer(false)
 	<-ended
+	ups := s.UploadRequests()
+	if len(ups) != 2 || ups[0].Status != 502 || ups[1].Header.Get("Slug") != "held.mp4" || ups[1].BodyBytes != 4 || ups[1].Status != 200 {
+		t.Errorf("upload records %+v", ups)
+	}
 }
 
 func waitFor(t *testing.T, cond func() bool) {
@@ -341,5 +357,35 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("timed out")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A chunked body (no Content-Length) is accepted, and refused at its end when it turned out
+// too large for the space left; nothing of it is kept.
+func TestChunkedBody(t *testing.T) {
+	s := start(t, uploadgigtest.Options{QuotaMB: 1})
+	for _, tc := range []struct {
+		size int
+		ok   bool
+	}{{1000, true}, {uploadgigtest.MiB, false}} {
+		act, _ := action(t, s)
+		req, _ := http.NewRequest(http.MethodPost, act, io.MultiReader(bytes.NewReader(make([]byte, tc.size))))
+		req.Header.Set("Slug", "chunked.mp4")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a map[string]uploadAnswer
+		json.NewDecoder(resp.Body).Decode(&a)
+		resp.Body.Close()
+		if got := a["0"]; got.OK != tc.ok || (!tc.ok && got.Message != uploadgigtest.MsgStorageFull) {
+			t.Errorf("chunked %d bytes: %+v", tc.size, got)
+		}
+	}
+	if files := s.Files(); len(files) != 1 || files[0].Size != 1000 {
+		t.Errorf("stored %+v", files)
+	}
+	if ups := s.UploadRequests(); len(ups) != 2 || len(ups[0].Header.Values("Content-Length")) != 0 {
+		t.Errorf("records %+v", ups)
 	}
 }

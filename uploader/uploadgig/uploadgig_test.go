@@ -296,6 +296,27 @@ func TestExpiredIdentity(t *testing.T) {
 	}
 }
 
+// A 5xx from the upload host is transient; the next attempt logs in again and sends the
+// whole file, and one file is stored.
+func TestUploadHost5xx(t *testing.T) {
+	srv := startEmulator(t, uploadgigtest.Options{})
+	p := newProvider(t, srv, newClient(t), nil)
+	f := file(t, "a.mp4", 300<<10)
+	srv.FailUploads(1, http.StatusBadGateway)
+	var e engine
+	if _, err := e.upload(t, p, f); err == nil || class(err) != uploader.Transient {
+		t.Fatalf("502 from the upload host: %v (%v)", err, class(err))
+	}
+	res, err := e.upload(t, p, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := srv.Counters()
+	if c.ActionsIssued != 2 || c.Uploads != 1 || len(srv.Files()) != 1 || srv.Files()[0].ID != res.ID {
+		t.Errorf("counters %+v, files %+v", c, srv.Files())
+	}
+}
+
 // Names are stored exactly as they are on disk, whatever they hold.
 func TestNamesStoredExactly(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})

@@ -410,6 +410,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.counters.LoginsRefused++
 		code, result = "0", MsgBadLogin
 	default:
+		for k, id := range s.identities {
+			if id.used || now.After(id.expires) {
+				delete(s.identities, k) // refused as unknown from now on: the same answer
+			}
+		}
 		tok := randomHex(20)
 		s.identities[tok] = identity{expires: now.Add(s.ttl)}
 		s.counters.ActionsIssued++

@@ -75,19 +75,7 @@ func DefaultOptions() Options {
 // Validate reports every option chute cannot use. A zero RateLimitWait stands for its
 // default; a zero LoginInterval does not space logins (they still go one at a time).
 func (o Options) Validate() []uploader.FieldError {
-	var errs []uploader.FieldError
-	switch {
-	case strings.TrimSpace(o.User) == "":
-		errs = append(errs, uploader.FieldError{Key: "user", Msg: "required: the account's login (e-mail address)"})
-	case strings.ContainsAny(o.User, "\r\n\x00"):
-		errs = append(errs, uploader.FieldError{Key: "user", Msg: "must be one line"})
-	}
-	switch {
-	case o.Pass == "":
-		errs = append(errs, uploader.FieldError{Key: "pass", Msg: "required (or pass_file)"})
-	case strings.ContainsAny(o.Pass, "\r\n\x00"):
-		errs = append(errs, uploader.FieldError{Key: "pass", Msg: "must be one line (not shown: it is a secret)"})
-	}
+	errs := append(uploader.OneLine("user", o.User, false), uploader.OneLine("pass", o.Pass, true)...)
 	if o.RateLimitWait < 0 {
 		errs = append(errs, uploader.FieldError{Key: "rate_limit_wait", Msg: "must be positive"})
 	}
@@ -99,21 +87,9 @@ func (o Options) Validate() []uploader.FieldError {
 
 // Type is the `uploadgig` provider type.
 func Type() uploader.Type {
-	return uploader.Type{
-		Name:            "uploadgig",
-		DefaultEndpoint: DefaultEndpoint,
-		NewOptions: func() any {
-			o := DefaultOptions()
-			return &o
-		},
-		New: func(env uploader.Env, options any) (uploader.Provider, error) {
-			o, ok := options.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("uploadgig: options are %T, want *uploadgig.Options", options)
-			}
-			return New(env, *o)
-		},
-	}
+	return uploader.NewType("uploadgig", DefaultEndpoint, DefaultOptions, func(env uploader.Env, o Options) (uploader.Provider, error) {
+		return New(env, o)
+	})
 }
 
 // Provider uploads to UploadGig. One Provider serves every job of one configured provider;
@@ -140,12 +116,8 @@ var (
 
 // New returns an `uploadgig` provider. env.Endpoint "" means DefaultEndpoint.
 func New(env uploader.Env, opts Options) (*Provider, error) {
-	if errs := opts.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Key + ": " + e.Msg
-		}
-		return nil, fmt.Errorf("uploadgig: %s", strings.Join(msgs, "; "))
+	if err := uploader.CheckOptions(opts); err != nil {
+		return nil, fmt.Errorf("uploadgig: %w", err)
 	}
 	if env.Client == nil {
 		return nil, errors.New("uploadgig: no HTTP client")

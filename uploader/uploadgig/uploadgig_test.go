@@ -43,12 +43,6 @@ func startEmulator(t testing.TB, opts uploadgigtest.Options) *uploadgigtest.Serv
 	return srv
 }
 
-func newClient(t testing.TB) *uploader.Client {
-	c := uploader.NewClient(uploader.ClientOptions{})
-	t.Cleanup(c.CloseIdle)
-	return c
-}
-
 func newProvider(t testing.TB, srv *uploadgigtest.Server, client *uploader.Client, edit func(*uploadgig.Options)) *uploadgig.Provider {
 	t.Helper()
 	o := uploadgig.DefaultOptions()
@@ -143,7 +137,7 @@ func file(t testing.TB, name string, size int64) *uploader.File {
 func TestOverQuotaSendsNothing(t *testing.T) {
 	for _, asString := range []bool{false, true} {
 		srv := startEmulator(t, uploadgigtest.Options{QuotaMB: 2, CmbsAsString: asString})
-		p := newProvider(t, srv, newClient(t), nil)
+		p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 		var e engine
 		_, err := e.upload(t, p, file(t, "big.mp4", 2<<20+1))
 		if class(err) != uploader.Permanent || !strings.Contains(err.Error(), "file too large for the space left on the account (2 MB)") {
@@ -166,7 +160,7 @@ func TestOverQuotaSendsNothing(t *testing.T) {
 // upload) is permanent too.
 func TestStorageFullPermanent(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{QuotaMB: 1})
-	client := newClient(t)
+	client := uploadertest.NewClient(t)
 	client.HTTP.Transport = onUpload(client.HTTP.Transport, func() { srv.SetQuotaMB(0) })
 	p := newProvider(t, srv, client, nil)
 	var e engine
@@ -178,7 +172,7 @@ func TestStorageFullPermanent(t *testing.T) {
 
 func TestBadLogin(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
-	p := newProvider(t, srv, newClient(t), func(o *uploadgig.Options) { o.Pass = "not-" + pass })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *uploadgig.Options) { o.Pass = "not-" + pass })
 	var e engine
 	_, err := e.upload(t, p, file(t, "a.mp4", 10))
 	if class(err) != uploader.Permanent {
@@ -204,7 +198,7 @@ func TestBadLogin(t *testing.T) {
 func TestRateLimited(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
 	srv.LockLogins(time.Hour)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e engine
 	_, err := e.upload(t, p, file(t, "a.mp4", 10))
 	c, after := uploader.Classify(err)
@@ -216,7 +210,7 @@ func TestRateLimited(t *testing.T) {
 	}
 	// Passing the limit gives "-3" too.
 	srv2 := startEmulator(t, uploadgigtest.Options{LoginsPerMinute: 2})
-	p2 := newProvider(t, srv2, newClient(t), func(o *uploadgig.Options) { o.RateLimitWait = 7 * time.Minute })
+	p2 := newProvider(t, srv2, uploadertest.NewClient(t), func(o *uploadgig.Options) { o.RateLimitWait = 7 * time.Minute })
 	f := file(t, "b.mp4", 10)
 	for i := range 3 {
 		var e engine
@@ -234,7 +228,7 @@ func TestRateLimited(t *testing.T) {
 // in to hear it again; a job that asks later (after the engine's pause) logs in.
 func TestRateLimitedWaitersNotLoggedIn(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{LoginDelay: 200 * time.Millisecond})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	srv.RateLimitNext(1)
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -266,7 +260,7 @@ func TestRateLimitedWaitersNotLoggedIn(t *testing.T) {
 // sent again.
 func TestExpiredIdentity(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
-	client := newClient(t)
+	client := uploadertest.NewClient(t)
 	var once sync.Once
 	client.HTTP.Transport = onUpload(client.HTTP.Transport, func() { once.Do(srv.ExpireActions) })
 	p := newProvider(t, srv, client, nil)
@@ -300,7 +294,7 @@ func TestExpiredIdentity(t *testing.T) {
 // whole file, and one file is stored.
 func TestUploadHost5xx(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	f := file(t, "a.mp4", 300<<10)
 	srv.FailUploads(1, http.StatusBadGateway)
 	var e engine
@@ -320,7 +314,7 @@ func TestUploadHost5xx(t *testing.T) {
 // Names are stored exactly as they are on disk, whatever they hold.
 func TestNamesStoredExactly(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	names := []string{
 		"holiday clip.mp4",
 		`say "cheese" it's.mp4`,
@@ -360,12 +354,12 @@ func TestNamesStoredExactly(t *testing.T) {
 
 func TestCodeAsNumber(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{CodeAsNumber: true, CmbsAsString: true})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e engine
 	if _, err := e.upload(t, p, file(t, "a.mp4", 10)); err != nil {
 		t.Fatal(err)
 	}
-	p = newProvider(t, srv, newClient(t), func(o *uploadgig.Options) { o.Pass = "x" + pass })
+	p = newProvider(t, srv, uploadertest.NewClient(t), func(o *uploadgig.Options) { o.Pass = "x" + pass })
 	var e2 engine
 	if _, err := e2.upload(t, p, file(t, "b.mp4", 10)); class(err) != uploader.Permanent {
 		t.Errorf("code 0 as a number: %v", err)
@@ -375,7 +369,7 @@ func TestCodeAsNumber(t *testing.T) {
 // Every login of a provider goes one at a time, however many jobs run at once.
 func TestLoginsOneAtATime(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{LoginDelay: 30 * time.Millisecond})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var wg sync.WaitGroup
 	errs := make(chan error, 6)
 	for i := range 6 {
@@ -401,7 +395,7 @@ func TestLoginsOneAtATime(t *testing.T) {
 // login_interval spaces logins.
 func TestLoginInterval(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
-	p := newProvider(t, srv, newClient(t), func(o *uploadgig.Options) { o.LoginInterval = 150 * time.Millisecond })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *uploadgig.Options) { o.LoginInterval = 150 * time.Millisecond })
 	f := file(t, "a.mp4", 10)
 	for range 3 {
 		var e engine
@@ -424,7 +418,7 @@ func TestLoginInterval(t *testing.T) {
 // there sends nothing.
 func TestAnswerRecordedAtOnce(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	f := file(t, "a.mp4", 256<<10)
 	srv.HoldAfterAnswer(true)
 	var e engine
@@ -468,7 +462,7 @@ func TestAnswerRecordedAtOnce(t *testing.T) {
 func TestCancelMidUpload(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{})
 	srv.Throttle(4 << 20)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	f := file(t, "slow.mp4", 8<<20)
 	ctx, cancel := context.WithCancel(context.Background())
 	var e engine
@@ -501,7 +495,7 @@ func TestOptions(t *testing.T) {
 	if !slices.Equal(keys, []string{"user", "pass", "rate_limit_wait", "login_interval"}) {
 		t.Errorf("problems %v", errs)
 	}
-	if _, err := uploadgig.New(uploader.Env{Endpoint: "ftp://x", Client: newClient(t)}, uploadgig.Options{User: "u", Pass: "p"}); err == nil {
+	if _, err := uploadgig.New(uploader.Env{Endpoint: "ftp://x", Client: uploadertest.NewClient(t)}, uploadgig.Options{User: "u", Pass: "p"}); err == nil {
 		t.Error("an ftp endpoint was accepted")
 	}
 	if ty := uploadgig.Type(); ty.DefaultEndpoint != "https://uploadgig.com" || ty.Name != "uploadgig" {

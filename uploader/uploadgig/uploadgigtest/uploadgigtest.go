@@ -30,7 +30,6 @@
 package uploadgigtest
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -415,7 +414,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 				delete(s.identities, k) // refused as unknown from now on: the same answer
 			}
 		}
-		tok := randomHex(20)
+		tok := uploadertest.RandomHex(20)
 		s.identities[tok] = identity{expires: now.Add(s.ttl)}
 		s.counters.ActionsIssued++
 		left := max(0, s.quota-s.used) / MiB
@@ -546,7 +545,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 // receive reads the body into a new file (or counts it, with Discard). It returns the file's
 // record with its ID and SHA256 set, and the bytes read.
 func (s *Server) receive(r *http.Request) (*File, int64, error) {
-	f := &File{ID: randomID()}
+	f := &File{ID: uploadertest.RandomID(16)} // UploadGig's ids have 16 characters
 	body := &countingReader{r: r.Body}
 	if s.opts.Discard {
 		_, err := io.Copy(io.Discard, body)
@@ -622,23 +621,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// randomID is a 16-character file id like UploadGig's.
-func randomID() string {
-	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	for i := range b {
-		b[i] = alphabet[int(b[i])%len(alphabet)]
-	}
-	return string(b)
 }
 
 // Names returns the stored files' names, sorted.

@@ -13,8 +13,8 @@ import (
 // checkpoint as soon as its JSON has arrived, so that a server slow to close the response
 // (or a crash in the meantime) never has the file sent twice. r.Out and r.Decode are not
 // used; the Accept header is the caller's. An answer that is not a success is read whole and
-// returned as Send's classed error.
-// The caller closes the body; its reads are bounded by the client's AnswerTimeout.
+// returned as Send's classed error. The caller closes the body; its reads are bounded by the
+// client's AnswerTimeout.
 func (c *Client) Stream(ctx context.Context, r *Request) (*http.Response, error) {
 	resp, err := c.stream(ctx, r)
 	if err != nil && ctx.Err() != nil {

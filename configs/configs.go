@@ -33,6 +33,11 @@ const (
 	DefaultLogLevel    = "info"
 	DefaultLogFormat   = "text"
 	DefaultConcurrency = 2
+	// DefaultSmallConcurrency is how many files under SmallFile a provider uploads at once
+	// when its `concurrency` is not given; a given `concurrency` bounds files of every size.
+	DefaultSmallConcurrency = 16
+	// SmallFile is the size under which a file counts as small for SmallConcurrency.
+	SmallFile          = 1 << 20
 	DefaultMaxAttempts = 10
 	DefaultSettle      = 3 * time.Second
 	DefaultMaxWait     = time.Hour
@@ -121,6 +126,11 @@ type Provider struct {
 	Endpoint string
 	// Concurrency is how many uploads run at once (`concurrency`), 1..64, default 2.
 	Concurrency int
+	// SmallConcurrency is how many files under SmallFile may upload at once, within which
+	// at most Concurrency files of SmallFile or more: DefaultSmallConcurrency when
+	// `concurrency` is not given, Concurrency when it is (a number below Concurrency counts
+	// as Concurrency).
+	SmallConcurrency int
 	// MaxAttempts is how many attempts a job gets before it fails for good
 	// (`max_attempts`), at least 1, default 10.
 	MaxAttempts int
@@ -409,10 +419,11 @@ func (l *loader) providers(p *pair) map[string]*Provider {
 func (l *loader) provider(p pair) *Provider {
 	path := join("providers", p.name)
 	prov := &Provider{
-		Name:        p.name,
-		Concurrency: DefaultConcurrency,
-		MaxAttempts: DefaultMaxAttempts,
-		Line:        p.key.Line,
+		Name:             p.name,
+		Concurrency:      DefaultConcurrency,
+		SmallConcurrency: DefaultSmallConcurrency,
+		MaxAttempts:      DefaultMaxAttempts,
+		Line:             p.key.Line,
 	}
 	if strings.TrimSpace(p.name) == "" {
 		l.add(path, p.key.Line, "a provider name must not be empty")
@@ -476,7 +487,7 @@ func (l *loader) provider(p pair) *Provider {
 			if n < 1 || n > MaxConcurrency {
 				l.add(key, deref(q.val).Line, "must be from 1 to %d, got %d", MaxConcurrency, n)
 			} else {
-				prov.Concurrency = n
+				prov.Concurrency, prov.SmallConcurrency = n, n
 			}
 		}
 	}

@@ -77,7 +77,9 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	}
 	finished := time.Now().UTC()
 	if err == nil {
-		err = WriteSidecar(target, d.sidecarOf(job, target, pr, "done", "", finished))
+		// Not fsynced one by one (see writeSidecar), except with after: delete, where the
+		// sidecar is all that stays of the file and repairSidecars could not write it again.
+		err = writeSidecar(target, d.sidecarOf(job, target, pr, "done", "", finished), after == configs.AfterDelete)
 	}
 	if err == nil && after == configs.AfterDelete {
 		// The sidecar stays as the record of where the file went.

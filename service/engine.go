@@ -90,6 +90,9 @@ type providerRun struct {
 	q       *queue
 	gate    *gate
 	digests []uploader.Digest // what the provider needs before uploading
+	// large holds a token per upload of a file of configs.SmallFile or more: at most
+	// Concurrency of those at once, among up to SmallConcurrency workers.
+	large chan struct{}
 
 	// Its workers: stop cancels them and waits (a reload that changes or removes it).
 	cancel context.CancelFunc
@@ -167,7 +170,7 @@ func (d *Daemon) newProvider(name string, pc *configs.Provider) (*providerRun, e
 	if err != nil {
 		return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
 	}
-	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff)}
+	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff), large: make(chan struct{}, pc.Concurrency)}
 	if dn, ok := p.(uploader.DigestNeeder); ok {
 		pr.digests = dn.NeedDigests()
 	}
@@ -235,7 +238,9 @@ func (d *Daemon) forget(path string) {
 // startWorkers starts pr's workers under ctx.
 func (d *Daemon) startWorkers(ctx context.Context, pr *providerRun) {
 	ctx, pr.cancel = context.WithCancel(ctx)
-	for i := 0; i < pr.cfg.Concurrency; i++ {
+	// Small files are cheap for the provider and costly in round trips and commits for chute:
+	// many in flight hide the latency and share the state database's fsyncs.
+	for i := 0; i < max(pr.cfg.Concurrency, pr.cfg.SmallConcurrency); i++ {
 		pr.wg.Add(1)
 		d.workers.Add(1)
 		go func() {
@@ -528,7 +533,7 @@ func (d *Daemon) enqueue(j store.Job) {
 	}
 	d.scheduled[j.ID] = true
 	d.mu.Unlock()
-	pr.q.push(j.ID)
+	pr.q.push(j.ID, j.Size)
 }
 
 // scheduleAt queues a job once at has come.
@@ -540,14 +545,14 @@ func (d *Daemon) scheduleAt(j store.Job, at time.Time) {
 	}
 	d.scheduled[j.ID] = true
 	wait := max(time.Until(at), 0)
-	id, name := j.ID, j.Provider
+	id, name, size := j.ID, j.Provider, j.Size
 	d.timers[id] = time.AfterFunc(wait, func() {
 		d.mu.Lock()
 		delete(d.timers, id)
 		d.mu.Unlock()
 		// The provider as it is now: a reload may have replaced it meanwhile.
 		if pr, ok := d.provider(name); ok {
-			pr.q.push(id)
+			pr.q.push(id, size)
 		} else {
 			d.release(id)
 		}
@@ -565,13 +570,13 @@ func (d *Daemon) runNow(j store.Job) {
 	if waiting && t.Stop() {
 		delete(d.timers, j.ID)
 		d.mu.Unlock()
-		pr.q.pushFront(j.ID)
+		pr.q.pushFront(j.ID, j.Size)
 		return
 	}
 	if !d.scheduled[j.ID] {
 		d.scheduled[j.ID] = true
 		d.mu.Unlock()
-		pr.q.pushFront(j.ID)
+		pr.q.pushFront(j.ID, j.Size)
 		return
 	}
 	d.mu.Unlock()
@@ -598,24 +603,41 @@ func (d *Daemon) worker(ctx context.Context, pr *providerRun) {
 		if err := pr.gate.wait(ctx); err != nil {
 			return
 		}
-		id, ok := pr.q.pop(ctx)
+		q, ok := pr.q.pop(ctx)
 		if !ok {
 			return
 		}
+		id := q.id
+		large := q.size >= configs.SmallFile
+		if large {
+			// Wait for a large-file slot; small files behind this one go on meanwhile.
+			select {
+			case pr.large <- struct{}{}:
+			case <-ctx.Done():
+				d.release(id) // still queued in the database: the next start resumes it
+				return
+			}
+		}
 		if !pr.gate.enter() {
 			// Paused between the wait and the pop: the job keeps its place.
-			pr.q.pushFront(id)
+			if large {
+				<-pr.large
+			}
+			pr.q.pushFront(id, q.size)
 			continue
 		}
 		next := d.process(ctx, pr, id)
 		pr.gate.leave()
+		if large {
+			<-pr.large
+		}
 		if next.front && ctx.Err() == nil {
-			pr.q.pushFront(id) // still scheduled: it keeps its place
+			pr.q.pushFront(id, q.size) // still scheduled: it keeps its place
 			continue
 		}
 		d.release(id)
 		if !next.at.IsZero() && ctx.Err() == nil {
-			d.scheduleAt(store.Job{ID: id, Provider: pr.cfg.Name}, next.at)
+			d.scheduleAt(store.Job{ID: id, Provider: pr.cfg.Name, Size: q.size}, next.at)
 		}
 	}
 }

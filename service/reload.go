@@ -127,7 +127,7 @@ func (d *Daemon) resumeProvider(name string) error {
 // sameProvider tells whether two configs of a provider build the same provider.
 func sameProvider(a, b *configs.Provider) bool {
 	return a.Name == b.Name && a.Type == b.Type && a.Endpoint == b.Endpoint &&
-		a.Concurrency == b.Concurrency && a.MaxAttempts == b.MaxAttempts &&
+		a.Concurrency == b.Concurrency && a.SmallConcurrency == b.SmallConcurrency && a.MaxAttempts == b.MaxAttempts &&
 		reflect.DeepEqual(a.Options, b.Options)
 }
 

@@ -313,7 +313,7 @@ func TestTransientErrorsRetriedThenGiveUp(t *testing.T) {
 // A file deleted before its upload starts is dropped with a clear log line; others go on.
 func TestDeletedBeforeUpload(t *testing.T) {
 	e := newEnv(t, "")
-	e.cfg.Providers["own"].Concurrency = 1
+	e.cfg.Providers["own"].Concurrency, e.cfg.Providers["own"].SmallConcurrency = 1, 1
 	e.srv.Stall(true)
 	e.start()
 	first := filepath.Join(e.inbox, "first.mp4")

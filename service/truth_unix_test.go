@@ -228,7 +228,7 @@ func TestSidecarWrittenOnceItCanBe(t *testing.T) {
 // Item 11: a queued file replaced by a FIFO does not block a worker, and a stop stops.
 func TestFIFODoesNotHang(t *testing.T) {
 	e := newEnv(t, "")
-	e.cfg.Providers["own"].Concurrency = 1
+	e.cfg.Providers["own"].Concurrency, e.cfg.Providers["own"].SmallConcurrency = 1, 1
 	e.srv.Stall(true)
 	e.start()
 	first := filepath.Join(e.inbox, "first.mp4")

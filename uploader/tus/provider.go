@@ -74,10 +74,15 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	return &Provider{
 		endpoint: u.String(),
 		client: NewClient(ClientOptions{HTTP: env.Client, Header: h, ChunkSize: opts.ChunkSize,
-			Redactor: uploader.NewRedactor(secrets...), Endpoint: u.String()}),
+			Redactor: uploader.NewRedactor(secrets...), Endpoint: u.String(), CreationWithUpload: withUploadMax}),
 		meta: opts.Metadata,
 	}, nil
 }
+
+// withUploadMax is the largest file the provider sends in its creation request (where the
+// server announces creation-with-upload): one request instead of two for small files, and
+// what a crash before the result is recorded can send twice stays small.
+const withUploadMax = 1 << 20
 
 // checkpoint is what the provider saves: the upload's URL once it exists.
 type checkpoint struct {
@@ -116,6 +121,29 @@ func (c *Client) Transfer(ctx context.Context, creationURL string, job *uploader
 			offset = off
 		}
 	}
+	if *uploadURL == "" && c.sendsWithCreation(job.File.Size) {
+		ok, err := c.announcesWithUpload(ctx, creationURL)
+		if err != nil {
+			return err
+		}
+		if ok {
+			loc, off, err := c.CreateWithUpload(ctx, creationURL, job.File, meta, job.Progress)
+			if err != nil {
+				return err
+			}
+			*uploadURL = loc
+			if off == job.File.Size {
+				// All of it in one request: there is nothing left to resume, so nothing to
+				// save; the engine records the result next.
+				job.ReportProgress(off)
+				return nil
+			}
+			if err := save(ctx); err != nil {
+				return err
+			}
+			offset = off
+		}
+	}
 	if *uploadURL == "" {
 		loc, err := c.Create(ctx, creationURL, job.File.Size, meta)
 		if err != nil {
@@ -138,6 +166,12 @@ func (c *Client) Transfer(ctx context.Context, creationURL string, job *uploader
 		return err
 	}
 	return nil
+}
+
+// sendsWithCreation says whether a file of size goes in its creation request, where the
+// server allows it: small (CreationWithUpload), not empty, and within one chunk.
+func (c *Client) sendsWithCreation(size int64) bool {
+	return size > 0 && size <= c.withUpload && (c.chunk == 0 || size <= c.chunk)
 }
 
 func lastSegment(u string) string {

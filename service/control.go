@@ -259,6 +259,7 @@ func (d *Daemon) jobs() ([]JobStatus, error) {
 		sent := int64(-1)
 		if v, ok := d.progress.Load(j.ID); ok {
 			sent = v.(interface{ Load() int64 }).Load()
+			j.State = store.Uploading // in flight; the database has it once it checkpoints
 		}
 		out[i] = StatusOf(j, sent)
 		if pr, ok := d.provider(j.Provider); ok && (j.State == store.Queued || j.State == store.Uploading) {

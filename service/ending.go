@@ -92,6 +92,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 		msg := fmt.Sprintf("uploaded to %s, but the ending failed: %v; chute tries again", uploader.RedactURL(job.Result.URL), d.scrub.text(err.Error()))
 		log.Error("uploaded, but the after-action or sidecar failed; trying again later", "after", after, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
 		if _, uerr := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+			keepResult(j, job)
 			j.State = store.RetryWait
 			j.NextAttempt = time.Now().Add(wait).UTC()
 			j.LastError = msg
@@ -102,6 +103,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 		return d.later(wait)
 	}
 	_, uerr := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+		keepResult(j, job)
 		j.State = store.Done
 		j.FinishedAt = finished
 		j.LastError = ""
@@ -118,10 +120,24 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	return next{}
 }
 
+// keepResult writes into j (the stored job) the result that job carries and the database
+// may not have yet: an upload whose result is recorded with its ending (process, after:
+// keep). A job without a result changes nothing.
+func keepResult(j *store.Job, job store.Job) {
+	if job.Result == nil || j.Result != nil {
+		return
+	}
+	j.Result, j.SHA256, j.Sent, j.Attempts = job.Result, job.SHA256, job.Sent, job.Attempts
+	if !job.StartedAt.IsZero() {
+		j.StartedAt = job.StartedAt
+	}
+}
+
 // end records a job's last state without a sidecar: there is nothing to write one beside, or
 // a newer job owns the path.
 func (d *Daemon) end(job store.Job, log *slog.Logger, state store.State, why string) next {
 	_, err := d.update(context.Background(), job.ID, func(j *store.Job) error {
+		keepResult(j, job)
 		j.State = state
 		j.LastError = why
 		j.NextAttempt = time.Time{}

@@ -89,26 +89,30 @@ if [ "${ONLY:-small}" = small ]; then
   echo "tusd (tmpfs): $url"
   mkdir -p "$work/small0"
   head -c $((n * 4096)) /dev/urandom | split -b 4096 -a 5 -d - "$work/small0/f"
-  for r in tusjs default c8; do cp -r "$work/small0" "$work/small-$r"; done
+  for r in tusjs8 tusjs16 default c8; do cp -r "$work/small0" "$work/small-$r"; done
   sync
 
-  out=$(tusjs "$url" "$work/small-tusjs" 8)
-  js_rate=$(awk -v n="$n" -v s="$(field seconds "$out")" 'BEGIN { printf "%.0f", n / s }')
-  js_cpu=$(awk -v n="$n" -v c="$(field cpu_ms "$out")" 'BEGIN { printf "%.3f", c / n }')
-  echo "tus-js-client $n x 4 KiB, 8 in flight: $js_rate files/s, $js_cpu ms CPU per file"
+  js_rate=0
+  for k in 8 16; do
+    out=$(tusjs "$url" "$work/small-tusjs$k" $k)
+    r=$(awk -v n="$n" -v s="$(field seconds "$out")" 'BEGIN { printf "%.0f", n / s }')
+    c=$(awk -v n="$n" -v c="$(field cpu_ms "$out")" 'BEGIN { printf "%.3f", c / n }')
+    echo "tus-js-client $n x 4 KiB, $k in flight: $r files/s, $c ms CPU per file"
+    [ "$r" -gt "$js_rate" ] && js_rate=$r
+  done
 
   for r in default c8; do
     mkdir -p "$work/inbox-$r"
     conc=; [ $r = c8 ] && conc=8
     run_chute "$r" "$work/inbox-$r" $conc
-    for _ in $(seq 100); do grep -q "chute is running" "$work/run-$r/chute.log" && break; sleep 0.05; done
+    for _ in $(seq 100); do grep -qs "chute is running" "$work/run-$r/chute.log" && break; sleep 0.05; done
     t0=$(now)
     mv "$work/small-$r" "$work/inbox-$r/drop"
     wait_sidecars "$work/inbox-$r" "$n"
     total=$(since "$t0")
     stop_chute
     rate=$(awk -v n="$n" -v s="$total" 'BEGIN { printf "%.0f", n / s }')
-    echo "chute $n x 4 KiB, ${r/c8/concurrency 8} config: $rate files/s ($(ratio "$rate" "$js_rate")x tus-js-client), $(awk -v n="$n" -v c="$cpu" 'BEGIN { printf "%.3f", c / n }') ms CPU per file, peak RSS $peak KiB"
+    echo "chute $n x 4 KiB, ${r/c8/concurrency 8} config: $rate files/s ($(ratio "$rate" "$js_rate")x tus-js-client at its best), $(awk -v n="$n" -v c="$cpu" 'BEGIN { printf "%.3f", c / n }') ms CPU per file, peak RSS $peak KiB"
     rm -rf "$work/inbox-$r"
   done
   rm -rf "$work"/small* "${shm:?}/tusd"

@@ -35,7 +35,7 @@ const (
 	DefaultConcurrency = 2
 	// DefaultSmallConcurrency is how many files under SmallFile a provider uploads at once
 	// when its `concurrency` is not given; a given `concurrency` bounds files of every size.
-	DefaultSmallConcurrency = 16
+	DefaultSmallConcurrency = 32
 	// SmallFile is the size under which a file counts as small for SmallConcurrency.
 	SmallFile          = 1 << 20
 	DefaultMaxAttempts = 10

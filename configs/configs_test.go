@@ -759,7 +759,7 @@ func TestDefaults(t *testing.T) {
 	if p == nil || len(cfg.Providers) != 1 {
 		t.Fatalf("Providers = %v", cfg.Providers)
 	}
-	wantP := Provider{Name: "gc", Type: "gcore", Concurrency: 2, SmallConcurrency: 16, MaxAttempts: 10, Line: 2,
+	wantP := Provider{Name: "gc", Type: "gcore", Concurrency: 2, SmallConcurrency: 32, MaxAttempts: 10, Line: 2,
 		Options: &gcoreOpts{APIKey: "k", Wait: "uploaded"}}
 	if !reflect.DeepEqual(*p, wantP) {
 		t.Errorf("provider = %+v, want %+v", *p, wantP)

@@ -252,7 +252,7 @@ type checkpoint struct {
 // Upload delivers job.File to Gcore, or has Gcore copy the URL a *.url file holds, and waits
 // as the options say. It continues from job.Checkpoint when there is one.
 func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Result, error) {
-	log := job.Log().With("provider", "gcore")
+	log := job.Log() // it carries the provider's name already
 	cp, _ := uploader.LoadCheckpoint[checkpoint](job)
 	save := func(ctx context.Context) error { return uploader.StoreCheckpoint(ctx, job, cp) }
 

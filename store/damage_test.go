@@ -313,3 +313,29 @@ func TestCheckNoticesCutShort(t *testing.T) {
 		t.Fatalf("Check of a file cut short: %v, want ErrDamaged", err)
 	}
 }
+
+// BenchmarkOpenVerify is the cost at start of reading the whole database once (verify), for
+// 10,000 jobs.
+func BenchmarkOpenVerify10k(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "state.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.AddBatch(context.Background(), discovered("/srv/in", 10000), t0); err != nil {
+		b.Fatal(err)
+	}
+	s.Close()
+	b.ResetTimer()
+	for range b.N {
+		s, err := Open(path, Options{ReadOnly: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+	}
+	b.StopTimer()
+	if info, err := os.Stat(path); err == nil {
+		b.ReportMetric(float64(info.Size())/1e6, "MB")
+	}
+}

@@ -38,7 +38,7 @@ func (b buckets) get(id uint64) (Job, error) {
 func (b buckets) checkIdentity(j *Job) error {
 	if v := b.identity.Get(j.identityKey()); v != nil && decodeID(v) != j.ID {
 		return fmt.Errorf("job %d: %s (size %d, mtime %s) is already job %d",
-			j.ID, j.Path, j.Size, j.ModTime.Format(time.RFC3339Nano), decodeID(v))
+			j.ID, DisplayPath(j.Path), j.Size, j.ModTime.Format(time.RFC3339Nano), decodeID(v))
 	}
 	return nil
 }
@@ -143,7 +143,7 @@ func (s *Store) AddBatch(ctx context.Context, files []NewJob, now time.Time) (_ 
 			if v := b.identity.Get(identityKey(f.Path, f.Size, f.ModTime)); v != nil {
 				j, err := b.get(decodeID(v))
 				if err != nil {
-					return fmt.Errorf("identity index of %s: %w", f.Path, err)
+					return fmt.Errorf("identity index of %s: %w", DisplayPath(f.Path), err)
 				}
 				out[i] = Added{Job: j}
 				continue
@@ -215,7 +215,7 @@ func (s *Store) Lookup(path string, size int64, mtime time.Time) (_ Job, _ bool,
 		return err
 	})
 	if err != nil {
-		return Job{}, false, fmt.Errorf("lookup %s: %w", path, err)
+		return Job{}, false, fmt.Errorf("lookup %s: %w", DisplayPath(path), err)
 	}
 	return j, found, nil
 }
@@ -250,7 +250,7 @@ func (s *Store) LatestByPath(path string) (_ Job, _ bool, err error) {
 		return err
 	})
 	if err != nil {
-		return Job{}, false, fmt.Errorf("latest job of %s: %w", path, err)
+		return Job{}, false, fmt.Errorf("latest job of %s: %w", DisplayPath(path), err)
 	}
 	return j, found, nil
 }

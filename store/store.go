@@ -4,7 +4,7 @@
 //
 // Layout (schema version 1):
 //
-//	jobs         8-byte big-endian ID                       -> JSON of Job
+//	jobs         8-byte big-endian ID                       -> JSON of Job (see Job.MarshalJSON)
 //	by_state     state 0x00 ID                              -> empty
 //	by_identity  path 0x00 size(8B) mtime-unixnano(8B)      -> ID
 //	by_path      path 0x00 ID                               -> empty
@@ -12,6 +12,11 @@
 //
 // Every write goes through one place (writeJob / removeJob) that keeps the indexes in step
 // with the job.
+//
+// Paths are bytes: index keys hold them as they are, and a job's JSON keeps a path that is not
+// valid UTF-8 in path_bytes (DisplayPath shows one to people). Beside the file, <path>.lock is
+// held while a Store is open (Check, LockPath). Open reads the whole file once, and every method
+// turns a fault or a panic of a damaged file into an error wrapping ErrDamaged.
 package store
 
 import (

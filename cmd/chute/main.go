@@ -37,8 +37,7 @@ func exitCode(err error) int {
 	if errors.Is(err, store.ErrDamaged) {
 		// Its own status: a service manager (or a script) can tell it from a bad config, and
 		// restarting will not help until someone moves the file aside, as the message says.
-		fmt.Fprintln(os.Stderr, "chute:", err)
-		return 3
+		err = &exitError{code: 3, msg: err.Error()}
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {

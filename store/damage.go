@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -38,31 +39,34 @@ func (s *Store) damaged(format string, args ...any) error {
 	return &damagedError{path: s.path, detail: fmt.Sprintf(format, args...)}
 }
 
-// shellQuote returns p as one word for a POSIX shell, quoted only when it needs to be.
+// shellQuote returns p as one word for a POSIX shell, quoted only when it needs to be; a path
+// that is not valid UTF-8 gets ANSI-C quotes ($'...', bash, zsh, ksh), in which \xNN is a byte.
 func shellQuote(p string) string {
 	safe := p != ""
 	for i := 0; i < len(p) && safe; i++ {
 		c := p[i]
 		safe = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("/._-+:,@%=", c) >= 0
 	}
-	if safe {
+	switch {
+	case safe:
 		return p
+	case utf8.ValidString(p):
+		return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
 	}
-	return "'" + strings.ReplaceAll(DisplayPath(p), "'", `'\''`) + "'"
+	esc := strings.NewReplacer(`\`, `\\`, "'", `\'`).Replace(p)
+	return "$'" + DisplayPath(esc) + "'"
 }
 
-// errorsOfDamage are bbolt's answers for a file that is not a valid database.
-var errorsOfDamage = []error{berrors.ErrInvalid, berrors.ErrChecksum, berrors.ErrVersionMismatch, berrors.ErrInvalidMapping}
-
-// asDamaged turns err into a damagedError when it says the file is damaged.
+// asDamaged turns err into a damagedError when it says the file is damaged: bbolt's answers
+// for a file that is not a valid database, and records that do not decode.
 func (s *Store) asDamaged(err error) error {
-	if err == nil || errors.Is(err, ErrDamaged) {
+	switch {
+	case err == nil, errors.Is(err, ErrDamaged):
 		return err
-	}
-	if errors.Is(err, errCorrupt) {
+	case errors.Is(err, errCorrupt):
 		return s.damaged("%v", err)
 	}
-	for _, d := range errorsOfDamage {
+	for _, d := range []error{berrors.ErrInvalid, berrors.ErrChecksum, berrors.ErrVersionMismatch, berrors.ErrInvalidMapping} {
 		if errors.Is(err, d) {
 			return s.damaged("bbolt: %v", d)
 		}

@@ -783,7 +783,7 @@ func TestNewType(t *testing.T) {
 	}
 	c := newClient(t, uploader.ClientOptions{})
 	for env, want := range map[uploader.Env]string{
-		{}: "demo: no HTTP client",
+		{}:                                     "demo: no HTTP client",
 		{Client: c, Endpoint: "ftp://u:pw@x/"}: `demo: endpoint "ftp://REDACTED@x/" is not an http(s) URL`,
 	} {
 		if _, err := env.EndpointURL("demo", ""); err == nil || err.Error() != want {

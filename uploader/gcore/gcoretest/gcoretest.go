@@ -467,7 +467,6 @@ func writeFault(w http.ResponseWriter, code int) {
 	}
 }
 
-
 // create is POST /streaming/videos/.
 func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	var body struct {

@@ -42,6 +42,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		if errors.Is(err, store.ErrNotFound) {
 			return next{}
 		}
+		d.storeFailed(err)
 		d.log.Error("cannot load job; trying again later", "job", id, "err", err)
 		return d.later(d.minBackoff)
 	}

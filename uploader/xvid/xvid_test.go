@@ -1,0 +1,195 @@
+package xvid_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/uploadertest"
+	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
+	"github.com/chute-dev/chute/uploader/xvid"
+	"github.com/chute-dev/chute/uploader/xvid/xvidtest"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+const (
+	clientID     = "chute-client"
+	clientSecret = "xv-s3cr3t+client/secret=0123456789"
+)
+
+func startEmulator(t testing.TB, edit func(*xvidtest.Options)) *xvidtest.Server {
+	t.Helper()
+	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.Start(t), Completing: 50 * time.Millisecond}
+	if edit != nil {
+		edit(&o)
+	}
+	srv, err := xvidtest.Start(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func newClient(t testing.TB) *uploader.Client {
+	c := uploader.NewClient(uploader.ClientOptions{})
+	t.Cleanup(c.CloseIdle)
+	return c
+}
+
+// newProvider returns a provider pointed at srv that polls every 20ms; edit changes its
+// options.
+func newProvider(t testing.TB, srv *xvidtest.Server, client *uploader.Client, edit func(*xvid.Options)) *xvid.Provider {
+	t.Helper()
+	o := xvid.DefaultOptions()
+	o.ClientID, o.ClientSecret, o.PipelineID = clientID, clientSecret, xvidtest.DefaultPipeline
+	o.PollInterval = 20 * time.Millisecond
+	if edit != nil {
+		edit(&o)
+	}
+	p, err := xvid.New(uploader.Env{Name: "xv", Endpoint: srv.URL, Client: client}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func harness(srv *xvidtest.Server) uploadertest.Harness {
+	return uploadertest.Harness{
+		NewProvider: func(t testing.TB, c *uploader.Client) uploader.Provider {
+			return newProvider(t, srv, c, nil)
+		},
+		NewBadAuthProvider: func(t testing.TB, c *uploader.Client) uploader.Provider {
+			return newProvider(t, srv, c, func(o *xvid.Options) { o.ClientSecret = "wrong-" + clientSecret })
+		},
+		Secret: clientSecret,
+		Stored: func(t testing.TB, res uploader.Result) (io.ReadCloser, error) {
+			return srv.Stored(context.Background(), res)
+		},
+		Stats:    srv.Stats,
+		FailNext: srv.FailNext,
+		Listener: srv.UploadListener,
+		Stall:    srv.Stall,
+	}
+}
+
+// The conformance suite, against the emulator with MinIO (or, with CHUTE_TEST_NO_MINIO=1,
+// the stand-in) behind it; then no upload record is left with a file and no finish, and the
+// emulator saw nothing the real service refuses but the bad-credentials case's.
+func TestConformance(t *testing.T) {
+	srv := startEmulator(t, nil)
+	uploadertest.Run(t, harness(srv))
+	for _, p := range srv.Problems() {
+		if p.Kind != xvidtest.ProblemClient {
+			t.Errorf("the emulator recorded a problem: %s: %s", p.Kind, p.Detail)
+		}
+	}
+	un, err := srv.Unfinished(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range un {
+		// A cancelled form POST leaves nothing in S3; a file stored but never finished is a leak.
+		t.Errorf("upload %s (%s) holds a file but was never finished", u.ID, u.ObjectKey)
+	}
+}
+
+// engine keeps one file's checkpoint across calls of Upload, as chute's engine does.
+type engine struct {
+	mu     sync.Mutex
+	cp     []byte
+	onSave func(step string)
+}
+
+func (e *engine) job(f *uploader.File) *uploader.Job {
+	e.mu.Lock()
+	cp := append([]byte(nil), e.cp...)
+	e.mu.Unlock()
+	if len(cp) == 0 {
+		cp = nil
+	}
+	return &uploader.Job{
+		File:       f,
+		Checkpoint: cp,
+		Save: func(ctx context.Context, b []byte) error {
+			e.mu.Lock()
+			e.cp = append([]byte(nil), b...)
+			fn := e.onSave
+			e.mu.Unlock()
+			if fn != nil {
+				fn(stepOf(b))
+			}
+			return nil
+		},
+	}
+}
+
+func (e *engine) upload(t testing.TB, p uploader.Provider, f *uploader.File) (uploader.Result, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return p.Upload(ctx, e.job(f))
+}
+
+func stepOf(cp []byte) string {
+	var c struct {
+		Step string `json:"step"`
+	}
+	_ = json.Unmarshal(cp, &c)
+	return c.Step
+}
+
+func class(err error) uploader.Class {
+	c, _ := uploader.Classify(err)
+	return c
+}
+
+// wantError fails t unless err has class c and its message holds every part, and no secret.
+func wantError(t testing.TB, err error, c uploader.Class, parts ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("upload succeeded; want a %v error", c)
+	}
+	if got := class(err); got != c {
+		t.Fatalf("error classed %v, want %v: %v", got, c, err)
+	}
+	for _, p := range parts {
+		if !strings.Contains(err.Error(), p) {
+			t.Errorf("error %q does not say %q", err, p)
+		}
+	}
+	if strings.Contains(err.Error(), clientSecret) {
+		t.Errorf("error shows the client secret: %v", err)
+	}
+}
+
+func sameBytes(t testing.TB, srv *xvidtest.Server, res uploader.Result, path string) {
+	t.Helper()
+	rc, err := srv.Stored(context.Background(), res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("S3 holds %d bytes that differ from the file's %d", len(got), len(want))
+	}
+}

@@ -113,8 +113,23 @@ type tokenAnswer struct {
 	ExpiresIn   seconds `json:"expires_in"`
 }
 
+// tokenError is a failed token request: never taken for a refused token (which would be
+// renewed), whatever its status.
+type tokenError struct{ err error }
+
+func (e *tokenError) Error() string { return e.err.Error() }
+func (e *tokenError) Unwrap() error { return e.err }
+
 // fetchToken asks for an access token: the TokenSource's fetch.
 func (p *Provider) fetchToken(ctx context.Context) (uploader.Token, error) {
+	t, err := p.requestToken(ctx)
+	if err != nil {
+		return t, &tokenError{err}
+	}
+	return t, nil
+}
+
+func (p *Provider) requestToken(ctx context.Context) (uploader.Token, error) {
 	var ans tokenAnswer
 	_, err := p.api.Send(ctx, &uploader.Request{
 		Method: http.MethodPost,
@@ -196,7 +211,7 @@ func (p *Provider) createUpload(ctx context.Context, key string) (*uploadRecord,
 }
 
 // errFormExpired is S3 refusing a form whose policy has expired.
-var errFormExpired = errors.New("the upload form's policy has expired")
+var errFormExpired = errors.New("the upload form expired: the next attempt asks Xvid for a new upload record")
 
 // postResponse is S3's answer to a form POST with success_action_status 201.
 type postResponse struct {
@@ -241,7 +256,7 @@ func (p *Provider) postForm(ctx context.Context, job *uploader.Job, cp *checkpoi
 	if err != nil {
 		var se *uploader.StatusError
 		if errors.As(err, &se) && se.StatusCode == http.StatusForbidden && strings.Contains(strings.ToLower(se.Message), "expired") {
-			return uploader.TransientError(fmt.Errorf("%w: %w", errFormExpired, err))
+			return uploader.TransientError(fmt.Errorf("%w: %w", err, errFormExpired))
 		}
 		return err
 	}
@@ -322,7 +337,7 @@ func decodeS3Error(a *uploader.Answer, f *uploader.Fault) {
 	var e s3Error
 	if xml.Unmarshal(a.Body, &e) == nil && e.Code != "" {
 		f.Code = e.Code
-		f.Message = uploader.Shorten(e.Code+": "+e.Message, 300)
+		f.Message = uploader.Shorten(e.Message, 300)
 		switch e.Code {
 		case "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout":
 			f.Class = uploader.Transient

@@ -407,6 +407,10 @@ func (p *Provider) expiresAt() string {
 
 // refused tells whether an API error is Xvid refusing the token (403): worth one renewal.
 func refused(err error) bool {
+	var te *tokenError
+	if errors.As(err, &te) {
+		return false
+	}
 	var se *uploader.StatusError
 	return errors.As(err, &se) && se.StatusCode == http.StatusForbidden
 }

@@ -161,6 +161,7 @@ func wantError(t testing.TB, err error, c uploader.Class, parts ...string) {
 	if err == nil {
 		t.Fatalf("upload succeeded; want a %v error", c)
 	}
+	t.Logf("error (%v): %v", class(err), err)
 	if got := class(err); got != c {
 		t.Fatalf("error classed %v, want %v: %v", got, c, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/gcore"
 	"github.com/chute-dev/chute/uploader/tus"
+	"github.com/chute-dev/chute/uploader/xvid"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -52,7 +53,7 @@ The config is --config, else $CHUTE_CONFIG, else %s.
 
 // registry lists the provider types this build knows.
 func registry() *uploader.Registry {
-	return uploader.NewRegistry(tus.Type(), gcore.Type())
+	return uploader.NewRegistry(tus.Type(), gcore.Type(), xvid.Type())
 }
 
 // run is the whole program but for signals and the exit status; tests call it directly.

@@ -9,18 +9,23 @@
 //     {"access_token","expires_in"} with expires_in a string, as Xvid's example shows
 //     (Options.ExpiresInNumber: a number). Tokens expire after Options.TokenTTL.
 //   - POST /v1/files/uploads/?object_key=&pipeline_id= creates an upload record whose
-//     form_post_params hold a real S3 POST policy (signature version 2: policy, signature,
-//     AWSAccessKeyId, with starts-with conditions on $key, $name, $filename, $chunk and
-//     $chunks) in Xvid's field order, so that the S3 service itself checks the policy, the
-//     fields and the length. form_post_url is the emulator's S3 front (Server.UploadListener,
-//     which forwards every byte to S3 unchanged and records what the form held), or S3 itself
-//     with Options.Direct.
+//     form_post_params hold a real S3 POST policy signed by s3test (starts-with conditions on
+//     $key under tmp/<pipeline_id>/, $name, $filename, $chunk and $chunks; acl and
+//     success_action_status exact), in Xvid's field order, so that the S3 service itself
+//     (MinIO, or the stand-in) checks the policy, the fields and the length. The signature
+//     is SigV4 (policy, x-amz-signature, x-amz-credential, x-amz-algorithm, x-amz-date) where
+//     Xvid's documented answer shows SigV2 (policy, signature, AWSAccessKeyId): a client that
+//     posts the fields it is given, in order, cannot tell. form_post_url is the emulator's S3
+//     front (Server.UploadListener), which checks the fields before the file against
+//     form_post_params (refusing a missing one as AWS does, where MinIO lets a missing
+//     starts-with field pass), forwards every byte to S3 unchanged and records the form; or
+//     S3 itself with Options.Direct.
 //   - PUT /v1/files/uploads/{id} with {"upload":{"nb_chunks":1}} checks that the object is in
 //     S3 (with the size the form carried) and turns the record COMPLETING; after
 //     Options.Completing it is COMPLETED and has a file id, or carries an error object
 //     (FailCompletion). GET /v1/files/uploads/{id} shows the record.
-//   - GET /v1/files/downloads/?file_id=&redirect=true redirects to a presigned S3 GET of the
-//     file (without redirect=true it answers {"url":...}).
+//   - GET /v1/files/downloads/?file_id=&redirect=true redirects to a signed link of the
+//     emulator that serves the file (without redirect=true it answers {"url":...}).
 //   - Errors are {"error":{"error_code","error_message"}}: 400 0x0230001 Invalid Input,
 //     403 0x0000003 Invalid access token, 404 0x0230002 Requested file does not exist,
 //     500 0x0000001 Internal Error, as documented. Not documented, so chosen here: refused

@@ -8,6 +8,7 @@
 package s3test
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/base64"
@@ -19,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,20 +63,38 @@ type Options struct {
 	Dir string
 	// Bucket is created at start (default Bucket).
 	Bucket string
+	// Direct points clients at MinIO itself rather than at a relay in front of it: no
+	// Listener to cut connections with, one copy less for benchmarks. The stand-in has no
+	// relay either way.
+	Direct bool
+	// Wrap, when set, wraps the S3 handler (the relay's or the stand-in's) inside the request
+	// log: an emulator's own fault knobs (uploadertest.Faults.Wrap) without a second hop.
+	// Not with Direct.
+	Wrap func(http.Handler) http.Handler
+}
+
+// handler is h inside opts.Wrap and the request log.
+func (o Options) handler(rc *recorder, h http.Handler) http.Handler {
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	return rc.wrap(h)
 }
 
 // Server is an S3 endpoint on 127.0.0.1 with one bucket. Its methods are safe for
 // concurrent use.
 type Server struct {
-	// Listener is the listener S3 clients connect through (a TCP relay in front of MinIO, the
+	// Listener is the listener S3 clients connect through (an HTTP relay in front of MinIO, the
 	// stand-in's own listener otherwise): cut connections with it, count the bytes it read.
+	// Nil for MinIO started with Options.Direct.
 	Listener *uploadertest.Listener
 
 	kind     Kind
 	endpoint string // http://127.0.0.1:PORT, what presigned URLs point at
 	bucket   string
-	client   *minio.Client // presigns offline (region set); with MinIO also stats and reads
+	client   *minio.Client // presigns offline (region set) for the address clients use
 	objects  objectStore
+	rec      *recorder
 	stop     func() error
 	exited   <-chan struct{} // MinIO's process ended; nil for the stand-in
 	once     sync.Once
@@ -102,19 +122,28 @@ type objectStore interface {
 // real S3 server does not pass silently without one. The server stops when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options; an empty opts.Dir is a directory of the test's.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
 	var (
 		s   *Server
 		err error
 	)
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
 	if os.Getenv(NoMinIOEnv) == "1" {
-		s, err = StartStandIn(Options{Dir: t.TempDir()})
+		s, err = StartStandIn(opts)
 	} else {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		s, err = StartMinIO(ctx, Options{Dir: t.TempDir()})
+		s, err = StartMinIO(ctx, opts)
 	}
 	if err != nil {
-		t.Fatalf("s3test: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -125,13 +154,13 @@ func Start(t testing.TB) *Server {
 }
 
 // newServer wires the parts every backend shares.
-func newServer(kind Kind, l *uploadertest.Listener, bucket string, objects objectStore, stop func() error) (*Server, error) {
-	endpoint := "http://" + l.Addr().String()
-	client, err := newClient(l.Addr().String())
+func newServer(kind Kind, l *uploadertest.Listener, host, bucket string, objects objectStore, rc *recorder, stop func() error) (*Server, error) {
+	endpoint := "http://" + host
+	client, err := newClient(host)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Listener: l, kind: kind, endpoint: endpoint, bucket: bucket, client: client, objects: objects, stop: stop}, nil
+	return &Server{Listener: l, kind: kind, endpoint: endpoint, bucket: bucket, client: client, objects: objects, rec: rc, stop: stop}, nil
 }
 
 // newClient is a minio-go client for host with the region set, so that presigning never asks
@@ -157,6 +186,14 @@ func (s *Server) URL() string { return s.endpoint }
 
 // Bucket is the bucket presigned URLs and forms write into.
 func (s *Server) Bucket() string { return s.bucket }
+
+// Requests are the S3 requests the server received, oldest first (none for MinIO started
+// with Options.Direct).
+func (s *Server) Requests() []Request { return s.rec.requests() }
+
+// Stall holds every S3 request until Stall(false) (or until its client gives up): a server
+// that stopped answering. No effect on MinIO started with Options.Direct.
+func (s *Server) Stall(on bool) { s.rec.gate.Stall(on) }
 
 // Close stops the server (and MinIO's process) and removes a temporary data directory.
 func (s *Server) Close() error {
@@ -198,7 +235,9 @@ type FormField struct {
 // PostPolicy describes a presigned POST form.
 type PostPolicy struct {
 	// Fields are the form's fields in order, each with its condition; one must be "key".
-	// The signing fields follow them; the file goes last, in a field named "file".
+	// The signing fields (policy, x-amz-algorithm, x-amz-credential, x-amz-date,
+	// x-amz-signature) go where a field named "policy" (with no value) stands, else after
+	// the others. The file goes last, in a field named "file".
 	Fields []FormField
 	// Expires is how long the policy is valid (default one hour).
 	Expires time.Duration
@@ -221,6 +260,31 @@ func (f PostForm) Values() [][2]string {
 	return v
 }
 
+// FieldsJSON is the form's fields as one JSON object, keys in the form's order: what an API
+// such as Xvid's returns as `form_post_params`.
+func (f PostForm) FieldsJSON() (json.RawMessage, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, fl := range f.Fields {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(fl.Name)
+		if err != nil {
+			return nil, fmt.Errorf("s3test: %w", err)
+		}
+		v, err := json.Marshal(fl.Value)
+		if err != nil {
+			return nil, fmt.Errorf("s3test: %w", err)
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
 // PresignPost signs a POST policy form for s's bucket (AWS SigV4, as minio-go's
 // PresignedPostPolicy does). minio-go's PostPolicy cannot put a starts-with condition on an
 // arbitrary field such as `$name` or `$chunk`, which the Xvid service's forms have, so the
@@ -234,8 +298,15 @@ func (s *Server) PresignPost(p PostPolicy) (PostForm, error) {
 	conds := []any{map[string]string{"bucket": s.bucket}}
 	hasKey := false
 	seen := map[string]bool{}
+	at := len(p.Fields) // where the signing fields go
+	var fields []FormField
 	for _, f := range p.Fields {
 		name := strings.ToLower(f.Name)
+		if name == "policy" && f.Value == "" && at == len(p.Fields) {
+			at = len(fields)
+			continue
+		}
+		fields = append(fields, f)
 		switch {
 		case name == "":
 			return PostForm{}, errors.New("s3test: a form field without a name")
@@ -276,14 +347,17 @@ func (s *Server) PresignPost(p PostPolicy) (PostForm, error) {
 		return PostForm{}, fmt.Errorf("s3test: policy: %w", err)
 	}
 	policy := base64.StdEncoding.EncodeToString(doc)
-	fields := append([]FormField(nil), p.Fields...)
-	fields = append(fields,
-		FormField{Name: "policy", Value: policy},
-		FormField{Name: "x-amz-algorithm", Value: signAlgorithm},
-		FormField{Name: "x-amz-credential", Value: credential},
-		FormField{Name: "x-amz-date", Value: date},
-		FormField{Name: "x-amz-signature", Value: signer.PostPresignSignatureV4(policy, now, SecretKey, Region)},
-	)
+	if at > len(fields) {
+		at = len(fields)
+	}
+	signing := []FormField{
+		{Name: "policy", Value: policy},
+		{Name: "x-amz-algorithm", Value: signAlgorithm},
+		{Name: "x-amz-credential", Value: credential},
+		{Name: "x-amz-date", Value: date},
+		{Name: "x-amz-signature", Value: signer.PostPresignSignatureV4(policy, now, SecretKey, Region)},
+	}
+	fields = slices.Insert(fields, at, signing...)
 	return PostForm{URL: s.endpoint + "/" + s.bucket + "/", Fields: fields}, nil
 }
 

@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
@@ -15,7 +17,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -70,6 +74,10 @@ func TestStandIn(t *testing.T) {
 		resp := post(t, form, map[string]bool{"name": true}, nil, []byte("x"))
 		wantStatus(t, resp, http.StatusForbidden, "AccessDenied")
 		gone(t, s, "tmp/p1/noname.mp4")
+	})
+	t.Run("fields before the file over 20 KB", func(t *testing.T) {
+		form := withField(xvidForm(t, s, "tmp/p1/big.mp4"), "name", strings.Repeat("n", 21<<10))
+		wantStatus(t, post(t, form, nil, nil, []byte("x")), http.StatusBadRequest, "MaxPostPreDataLengthExceeded")
 	})
 	t.Run("header-signed request refused", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodPut, s.URL()+"/"+s.Bucket()+"/k", strings.NewReader("x"))
@@ -151,6 +159,49 @@ func contract(t *testing.T, s *Server) {
 		gone(t, s, "put/signed.bin")
 		gone(t, s, "put/other.bin")
 	})
+	t.Run("PUT refusals", func(t *testing.T) {
+		u, err := s.PresignPut(ctx, "put/refused.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPut, u, strings.NewReader("data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==") // the md5 of nothing
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, http.StatusBadRequest, "BadDigest")
+		other := strings.Replace(u, "X-Amz-Credential="+AccessKey, "X-Amz-Credential=someoneelse", 1)
+		wantStatus(t, do(t, http.MethodPut, other, strings.NewReader("data"), 4, ""), http.StatusForbidden, "InvalidAccessKeyId")
+		gone(t, s, "put/refused.bin")
+	})
+	t.Run("POST refusals", func(t *testing.T) {
+		form, err := s.PresignPost(PostPolicy{Fields: xvidFields("tmp/p1/small.mp4"), MaxSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, post(t, form, nil, nil, []byte("0123456789")), http.StatusCreated, "")
+		wantStatus(t, post(t, form, nil, nil, []byte("0123456789A")), http.StatusBadRequest, "EntityTooLarge")
+		sameObject(t, s, "tmp/p1/small.mp4", []byte("0123456789"))
+		// No file at all.
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for _, f := range form.Values() {
+			mw.WriteField(f[0], f[1])
+		}
+		mw.Close()
+		wantStatus(t, do(t, http.MethodPost, form.URL, &b, int64(b.Len()), mw.FormDataContentType()), http.StatusBadRequest, "MalformedPOSTRequest")
+	})
+	t.Run("PUT URL used to GET", func(t *testing.T) {
+		u, err := s.PresignPut(context.Background(), "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, do(t, http.MethodGet, u, nil, 0, ""), http.StatusForbidden, "SignatureDoesNotMatch")
+	})
 	t.Run("expired 403", func(t *testing.T) {
 		t.Parallel() // it waits for its URLs to expire
 		old, err := s.ExpiredPutURL("put/expired.bin")
@@ -223,15 +274,7 @@ func contract(t *testing.T, s *Server) {
 	})
 	t.Run("POST policy violated", func(t *testing.T) {
 		form := xvidForm(t, s, "tmp/p1/ok.mp4")
-		set := func(name, value string) PostForm {
-			f := PostForm{URL: form.URL, Fields: append([]FormField(nil), form.Fields...)}
-			for i := range f.Fields {
-				if f.Fields[i].Name == name {
-					f.Fields[i].Value = value
-				}
-			}
-			return f
-		}
+		set := func(name, value string) PostForm { return withField(form, name, value) }
 		for _, c := range []struct {
 			what, field, value, code string
 		}{
@@ -281,6 +324,71 @@ func contract(t *testing.T, s *Server) {
 			t.Fatalf("deleting a missing key: %v, want no error (as S3)", err)
 		}
 	})
+	t.Run("request log", func(t *testing.T) {
+		before := len(s.Requests())
+		u, err := s.PresignPut(ctx, "log/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("12345"), 5, ""), http.StatusOK, "")
+		sameObject(t, s, "log/put.bin", []byte("12345")) // s3test's own reads are not logged
+		wantStatus(t, do(t, http.MethodPut, u, io.MultiReader(strings.NewReader("12345")), -1, ""), http.StatusLengthRequired, "")
+		wantStatus(t, post(t, xvidForm(t, s, "tmp/p1/log.mp4"), nil, nil, []byte("abc")), http.StatusCreated, "")
+		bad := withField(xvidForm(t, s, "tmp/p1/log2.mp4"), "key", "elsewhere/log.mp4")
+		wantStatus(t, post(t, bad, nil, nil, []byte("abc")), http.StatusForbidden, "")
+		got := s.Requests()[before:]
+		if len(got) != 4 {
+			t.Fatalf("logged %d requests, want 4: %+v", len(got), got)
+		}
+		want := []Request{
+			{Method: "PUT", Key: "log/put.bin", Length: 5, Received: 5, Status: 200},
+			{Method: "PUT", Key: "log/put.bin", Length: -1, Status: 411, Code: "MissingContentLength"},
+			{Method: "POST", Key: "tmp/p1/log.mp4", Status: 201},
+			{Method: "POST", Status: 403, Code: "AccessDenied"},
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Method != w.Method || g.Key != w.Key || g.Status != w.Status || g.Code != w.Code ||
+				(w.Length != 0 && g.Length != w.Length) || (w.Received != 0 && g.Received != w.Received) {
+				t.Errorf("request %d logged %+v, want %+v", i, g, w)
+			}
+		}
+	})
+	t.Run("stall", func(t *testing.T) {
+		u, err := s.PresignPut(ctx, "stall/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Stall(true)
+		defer s.Stall(false)
+		client := &http.Client{Timeout: 300 * time.Millisecond}
+		req, err := http.NewRequest(http.MethodPut, u, strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a stalled server answered %d", resp.StatusCode)
+		}
+		s.Stall(false)
+		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusOK, "")
+	})
+	t.Run("curl PUT and POST", func(t *testing.T) {
+		Curl(t)
+		data := randomBytes(t, 1<<20+3)
+		path := filepath.Join(t.TempDir(), "clip.mp4")
+		if err := os.WriteFile(path, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		u, err := s.PresignPut(ctx, "curl/put.mp4", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		CurlPut(t, u, path)
+		sameObject(t, s, "curl/put.mp4", data)
+		CurlPost(t, xvidForm(t, s, "tmp/p1/curl.mp4"), path)
+		sameObject(t, s, "tmp/p1/curl.mp4", data)
+	})
 	t.Run("cut mid-PUT stores nothing", func(t *testing.T) {
 		const size = 8 << 20
 		u, err := s.PresignPut(ctx, "put/cut.bin", time.Minute)
@@ -324,9 +432,21 @@ func xvidFields(key string) []FormField {
 		{Name: "filename", Value: "", StartsWith: true},
 		{Name: "chunk", Value: "0", StartsWith: true},
 		{Name: "chunks", Value: "1", StartsWith: true},
+		{Name: "policy"}, // the signing fields go here, before key and acl, as Xvid's order has them
 		{Name: "key", Value: key, StartsWith: true, Prefix: "tmp/p1/"},
 		{Name: "acl", Value: "private"},
 	}
+}
+
+// withField is form with one field's value changed (the signature no longer covers it).
+func withField(form PostForm, name, value string) PostForm {
+	f := PostForm{URL: form.URL, Fields: append([]FormField(nil), form.Fields...)}
+	for i := range f.Fields {
+		if f.Fields[i].Name == name {
+			f.Fields[i].Value = value
+		}
+	}
+	return f
 }
 
 func xvidForm(t *testing.T, s *Server, key string) PostForm {
@@ -467,7 +587,7 @@ func gone(t *testing.T, s *Server, key string) {
 	}
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -531,5 +651,113 @@ func TestFindMinIOMissing(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("the error %q does not say %q", err, want)
 		}
+	}
+}
+
+// TestPresignPostForm checks the form's field order (the signing fields where "policy"
+// stood), its ordered JSON, and the conditions its policy carries.
+func TestPresignPostForm(t *testing.T) {
+	s, err := StartStandIn(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	form := xvidForm(t, s, "tmp/p1/a.mp4")
+	var names []string
+	for _, f := range form.Fields {
+		names = append(names, f.Name)
+	}
+	want := "name success_action_status filename chunk chunks policy x-amz-algorithm x-amz-credential x-amz-date x-amz-signature key acl"
+	if got := strings.Join(names, " "); got != want {
+		t.Errorf("fields %s, want %s", got, want)
+	}
+	raw, err := form.FieldsJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := json.NewDecoder(bytes.NewReader(raw))
+	var keys []string
+	if _, err := d.Token(); err != nil {
+		t.Fatal(err)
+	}
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Token(); err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, k.(string))
+	}
+	if got := strings.Join(keys, " "); got != want {
+		t.Errorf("FieldsJSON keys %s, want %s", got, want)
+	}
+	var policy string
+	for _, f := range form.Fields {
+		if f.Name == "policy" {
+			policy = f.Value
+		}
+	}
+	doc, err := base64.StdEncoding.DecodeString(policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{`["starts-with","$name",""]`, `["starts-with","$key","tmp/p1/"]`, `["starts-with","$filename",""]`,
+		`["starts-with","$chunk",""]`, `["starts-with","$chunks",""]`, `["eq","$acl","private"]`, `["eq","$success_action_status","201"]`, `{"bucket":"chute"}`} {
+		if !strings.Contains(string(doc), c) {
+			t.Errorf("the policy %s lacks %s", doc, c)
+		}
+	}
+	if _, err := s.PresignPost(PostPolicy{Fields: []FormField{{Name: "acl", Value: "private"}}}); err == nil {
+		t.Error("a form without a key was signed")
+	}
+}
+
+// TestWrap checks that an emulator's own handler wrapper sees every S3 request, and that
+// what it answers is in the request log, on both backends.
+func TestWrap(t *testing.T) {
+	for _, kind := range []Kind{KindStandIn, KindMinIO} {
+		t.Run(string(kind), func(t *testing.T) {
+			var seen atomic.Int64
+			opts := Options{Dir: t.TempDir(), Wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if seen.Add(1) == 1 {
+						w.WriteHeader(http.StatusServiceUnavailable)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			}}
+			var (
+				s   *Server
+				err error
+			)
+			if kind == KindStandIn {
+				s, err = StartStandIn(opts)
+			} else {
+				if os.Getenv(NoMinIOEnv) == "1" {
+					t.Skip(NoMinIOEnv + "=1: MinIO not used")
+				}
+				s, err = StartMinIO(context.Background(), opts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			u, err := s.PresignPut(context.Background(), "wrapped", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusServiceUnavailable, "")
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusOK, "")
+			reqs := s.Requests()
+			if seen.Load() != 2 || len(reqs) != 2 || reqs[0].Status != 503 || reqs[1].Status != 200 {
+				t.Fatalf("the wrapper saw %d requests, the log %+v; want 2, answered 503 then 200", seen.Load(), reqs)
+			}
+		})
+	}
+	if _, err := StartMinIO(context.Background(), Options{Direct: true, Wrap: func(h http.Handler) http.Handler { return h }}); err == nil || !strings.Contains(err.Error(), "Wrap") {
+		t.Errorf("StartMinIO with Wrap and Direct: %v, want Wrap refused", err)
 	}
 }

@@ -28,7 +28,7 @@ import (
 func TestXvidCrashAfterFormPost(t *testing.T) {
 	dir := t.TempDir()
 	const id, secret = "crash-client", "crash-client-s3cr3t"
-	xv, err := xvidtest.Start(xvidtest.Options{ClientID: id, ClientSecret: secret, S3: s3test.Start(t), Completing: 100 * time.Millisecond})
+	xv, err := xvidtest.Start(xvidtest.Options{ClientID: id, ClientSecret: secret, S3: s3test.StartWith(t, s3test.Options{Direct: true}), Completing: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

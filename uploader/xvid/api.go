@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -250,7 +249,7 @@ func (p *Provider) postForm(ctx context.Context, job *uploader.Job, cp *checkpoi
 		Decode:   uploader.DecodeXML,
 		Expect:   expect,
 		What:     fmt.Sprintf("xvid: post %s to S3 (upload %s)", job.File.Name, cp.UploadID),
-		Errors:   decodeS3Error,
+		Errors:   uploader.ReadS3Error,
 		Redactor: p.red.With(secrets...),
 	})
 	if err != nil {
@@ -317,32 +316,6 @@ func decodeAPIError(a *uploader.Answer, f *uploader.Fault) {
 		f.Code = e.Error.Code
 		if e.Error.Message != "" {
 			f.Message = uploader.Shorten(e.Error.Message, 300)
-		}
-	}
-}
-
-// s3Error is S3's XML error answer.
-type s3Error struct {
-	Code    string `xml:"Code"`
-	Message string `xml:"Message"`
-}
-
-// decodeS3Error reads S3's <Error><Code/><Message/></Error> into words. A refused policy,
-// a too-large file or a malformed form (403, 400) cannot get better by retrying the same form:
-// permanent; 5xx and SlowDown are transient.
-func decodeS3Error(a *uploader.Answer, f *uploader.Fault) {
-	if !f.Failed {
-		return
-	}
-	var e s3Error
-	if xml.Unmarshal(a.Body, &e) == nil && e.Code != "" {
-		f.Code = e.Code
-		f.Message = uploader.Shorten(e.Message, 300)
-		switch e.Code {
-		case "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout":
-			f.Class = uploader.Transient
-		case "EntityTooLarge":
-			f.Message = uploader.Shorten("the file is larger than Xvid's upload form allows ("+e.Message+")", 300)
 		}
 	}
 }

@@ -220,8 +220,8 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
 	}
-	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("xvid: endpoint %q is not an http(s) URL", uploader.RedactURL(endpoint))
+	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
+		return nil, fmt.Errorf("xvid: %w", err)
 	}
 	if opts.Scope == "" {
 		opts.Scope = DefaultScope

@@ -30,7 +30,7 @@ const (
 
 func startEmulator(t testing.TB, edit func(*xvidtest.Options)) *xvidtest.Server {
 	t.Helper()
-	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.Start(t), Completing: 50 * time.Millisecond}
+	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.StartWith(t, s3test.Options{Direct: true}), Completing: 50 * time.Millisecond}
 	if edit != nil {
 		edit(&o)
 	}

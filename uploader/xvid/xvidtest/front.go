@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+
+	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 )
 
 // front is the S3 front form_post_url points at: it forwards each form POST to S3 byte for
@@ -152,7 +154,7 @@ func (f *front) check(got formRecord, key string) {
 		return
 	}
 	for i := range want {
-		if got.fields[i] != want[i] {
+		if got.fields[i].Name != want[i].Name || got.fields[i].Value != want[i].Value {
 			s.problem(ProblemForm, "form field %d is %q=%q, form_post_params has %q=%q", i, got.fields[i].Name, clip(got.fields[i].Value), want[i].Name, clip(want[i].Value))
 			return
 		}
@@ -197,7 +199,7 @@ func preFields(head []byte, boundary string) (FormParams, bool) {
 		if err != nil {
 			return nil, false
 		}
-		fields = append(fields, FormParam{Name: part.FormName(), Value: string(b)})
+		fields = append(fields, s3test.FormField{Name: part.FormName(), Value: string(b)})
 	}
 }
 
@@ -236,7 +238,7 @@ func readForm(r io.Reader, boundary string) (rec formRecord) {
 				rec.err = err
 				return rec
 			}
-			rec.fields = append(rec.fields, FormParam{Name: name, Value: b.String()})
+			rec.fields = append(rec.fields, s3test.FormField{Name: name, Value: b.String()})
 		}
 		part.Close()
 	}

@@ -13,7 +13,7 @@
 //     $key under tmp/<pipeline_id>/, $name, $filename, $chunk and $chunks; acl and
 //     success_action_status exact), in Xvid's field order, so that the S3 service itself
 //     (MinIO, or the stand-in) checks the policy, the fields and the length. The signature
-//     is SigV4 (policy, x-amz-signature, x-amz-credential, x-amz-algorithm, x-amz-date) where
+//     is SigV4 (policy, x-amz-algorithm, x-amz-credential, x-amz-date, x-amz-signature) where
 //     Xvid's documented answer shows SigV2 (policy, signature, AWSAccessKeyId): a client that
 //     posts the fields it is given, in order, cannot tell. form_post_url is the emulator's S3
 //     front (Server.UploadListener), which checks the fields before the file against
@@ -97,7 +97,10 @@ type Options struct {
 	TokenTTL time.Duration
 	// ExpiresInNumber answers expires_in as a JSON number instead of a string.
 	ExpiresInNumber bool
-	// S3 is where form POSTs go (required): MinIO, or the stand-in (s3test.Start picks).
+	// S3 is where form POSTs go (required): MinIO, or the stand-in (s3test.StartWith picks).
+	// Start MinIO with s3test.Options.Direct: the emulator's S3 front is the relay in front
+	// of it (cuts, stalls, faults, the form's record), and a second relay would only keep
+	// connections to MinIO open past a test's goroutine check.
 	S3 *s3test.Server
 	// PolicyTTL is how long an upload record's POST policy is valid (default 24h).
 	PolicyTTL time.Duration
@@ -183,32 +186,12 @@ type ErrorValue struct {
 	Message string `json:"error_message"`
 }
 
-// FormParam is one field of form_post_params.
-type FormParam struct {
-	Name, Value string
-}
-
 // FormParams are form_post_params in their order; they encode as a JSON object in that order.
-type FormParams []FormParam
+type FormParams []s3test.FormField
 
 // MarshalJSON writes the fields as one object, in order.
 func (p FormParams) MarshalJSON() ([]byte, error) {
-	b := []byte{'{'}
-	for i, f := range p {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		k, err := json.Marshal(f.Name)
-		if err != nil {
-			return nil, err
-		}
-		v, err := json.Marshal(f.Value)
-		if err != nil {
-			return nil, err
-		}
-		b = append(append(append(b, k...), ':'), v...)
-	}
-	return append(b, '}'), nil
+	return s3test.PostForm{Fields: p}.FieldsJSON()
 }
 
 // Get returns the value of field name.
@@ -699,6 +682,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 			{Name: "filename", Value: "", StartsWith: true},
 			{Name: "chunk", Value: "0", StartsWith: true},
 			{Name: "chunks", Value: "1", StartsWith: true},
+			{Name: "policy"}, // the signing fields go here, as in Xvid's answer
 			{Name: "key", Value: s3Key, StartsWith: true, Prefix: prefix},
 			{Name: "acl", Value: "private"},
 		},
@@ -720,7 +704,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 			ObjectKey:      key,
 			Type:           "S3",
 			FormPostURL:    formURL,
-			FormPostParams: xvidOrder(form.Fields),
+			FormPostParams: FormParams(form.Fields),
 			Pipeline:       IDRef{ID: pipeline},
 			File:           IDRef{ID: randomHex(12)},
 			ExpiresAt:      expiresAt,
@@ -737,30 +721,6 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	view := s.viewLocked(u, time.Now())
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]Upload{"upload": view})
-}
-
-// xvidOrder puts the signed form's fields in the order of Xvid's documented answer: name,
-// success_action_status, filename, chunk, chunks, the policy and its signature, key, acl
-// (here a SigV4 signature: four fields where Xvid's SigV2 has two).
-func xvidOrder(fields []s3test.FormField) FormParams {
-	rank := map[string]int{"name": 0, "success_action_status": 1, "filename": 2, "chunk": 3, "chunks": 4, "policy": 5,
-		"x-amz-signature": 6, "x-amz-credential": 7, "x-amz-algorithm": 8, "x-amz-date": 9, "key": 20, "acl": 21}
-	out := make(FormParams, len(fields))
-	for i, f := range fields {
-		out[i] = FormParam{Name: f.Name, Value: f.Value}
-	}
-	sort.SliceStable(out, func(i, j int) bool {
-		ri, ok := rank[out[i].Name]
-		if !ok {
-			ri = 10
-		}
-		rj, ok := rank[out[j].Name]
-		if !ok {
-			rj = 10
-		}
-		return ri < rj
-	})
-	return out
 }
 
 func lastSegment(key string) string {

@@ -26,7 +26,7 @@ const (
 
 func start(t *testing.T, edit func(*xvidtest.Options)) *xvidtest.Server {
 	t.Helper()
-	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.Start(t)}
+	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.StartWith(t, s3test.Options{Direct: true})}
 	if edit != nil {
 		edit(&o)
 	}
@@ -164,7 +164,7 @@ func TestHappyPath(t *testing.T) {
 	for _, f := range rec.Upload.FormPostParams {
 		names = append(names, f[0])
 	}
-	if want := "name,success_action_status,filename,chunk,chunks,policy,x-amz-signature,x-amz-credential,x-amz-algorithm,x-amz-date,key,acl"; strings.Join(names, ",") != want {
+	if want := "name,success_action_status,filename,chunk,chunks,policy,x-amz-algorithm,x-amz-credential,x-amz-date,x-amz-signature,key,acl"; strings.Join(names, ",") != want {
 		t.Errorf("form_post_params order %v, want %s", names, want)
 	}
 	data := make([]byte, 100<<10)

@@ -52,6 +52,8 @@ const (
 	// burst of new files from hammering it).
 	apiRate  = 10
 	apiBurst = 10
+	// saveTimeout bounds the save of a checkpoint after a remote step, which a stop does not cut.
+	saveTimeout = 10 * time.Second
 )
 
 // Options are the `xvid` provider's config keys (besides type, endpoint and concurrency).
@@ -191,7 +193,7 @@ type Provider struct {
 	endpoint string // without a trailing slash
 	opts     Options
 	scope    string
-	expires  time.Duration // with expiresSet: 0 = never
+	expires  time.Duration // with hasExp: 0 = never
 	hasExp   bool
 	api      *uploader.API
 	tokens   *uploader.TokenSource
@@ -324,7 +326,7 @@ func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Resu
 		}
 		cp.Step, cp.FormURL, cp.Form = stepPosted, "", nil
 		log.Info("xvid: file stored", "bytes", job.File.Size)
-		if err := uploader.StoreCheckpoint(ctx, job, cp); err != nil {
+		if err := storeDone(ctx, job, cp); err != nil {
 			return uploader.Result{}, err
 		}
 	}
@@ -334,11 +336,20 @@ func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Resu
 			return uploader.Result{}, err
 		}
 		cp.Step, cp.FinishedAt = stepFinished, p.now()
-		if err := uploader.StoreCheckpoint(ctx, job, cp); err != nil {
+		if err := storeDone(ctx, job, cp); err != nil {
 			return uploader.Result{}, err
 		}
 	}
 	return p.wait(ctx, &cp, log)
+}
+
+// storeDone saves the checkpoint of a remote step that has just succeeded. A stop that
+// arrives in the meantime does not cancel the save: the step is done, and a checkpoint that
+// missed it would repeat it (post the file again) on the next attempt.
+func storeDone(ctx context.Context, job *uploader.Job, cp checkpoint) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+	defer cancel()
+	return uploader.StoreCheckpoint(ctx, job, cp)
 }
 
 // Check gets a token, which proves the client credentials and the scope are accepted.

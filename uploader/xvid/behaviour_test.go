@@ -381,3 +381,34 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+// A server that quotes credentials back in its refusals (Options.Echo) does not get them
+// into chute's errors: neither the client secret nor the bearer token.
+func TestEchoedSecretsRedacted(t *testing.T) {
+	srv := startEmulator(t, func(o *xvidtest.Options) { o.Echo = true })
+	dir := t.TempDir()
+	wrong := "nope+" + clientSecret
+	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.ClientSecret = wrong })
+	var e engine
+	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "a.mp4", 10)))
+	wantError(t, err, uploader.Permanent, "Invalid client credentials")
+	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), url.QueryEscape(wrong)) {
+		t.Errorf("the error shows the client secret: %v", err)
+	}
+	p = newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
+	var e2 engine
+	_, err = e2.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "b.mp4", 10)))
+	wantError(t, err, uploader.Permanent, "mediahub_write")
+	tokens := 0
+	for _, r := range srv.Requests() {
+		if a := r.Header.Get("Authorization"); a != "" {
+			tokens++
+			if tok := strings.TrimPrefix(a, "Bearer "); strings.Contains(err.Error(), tok) {
+				t.Errorf("the error shows a bearer token: %v", err)
+			}
+		}
+	}
+	if tokens != 2 {
+		t.Errorf("%d requests with a token, want 2 (the refusal, the one renewal)", tokens)
+	}
+}

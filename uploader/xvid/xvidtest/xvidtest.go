@@ -35,6 +35,11 @@
 //     grant type, a missing scope, writing without mediahub_write, a wrong or expired token,
 //     a finish before the file, nb_chunks other than 1, a form that differs from
 //     form_post_params, a chunked form; Unfinished lists files received but never finished.
+//   - Fault knobs: FailNext (API statuses with Retry-After), FailUploads (S3 errors at the
+//     front), ThrottleUploads (slow bodies), Listener and UploadListener (CutAfter: dropped
+//     connections), Stall, HoldFinish (the moment between the form POST and the finish),
+//     FailCompletion, ExpireTokens, Echo (refusals that quote the credentials back).
+//     Requests and FormRequests are the request logs.
 //   - Not mirrored: format=xml, jobs, pipelines' webhooks, HMAC-signed download queries.
 package xvidtest
 
@@ -110,6 +115,9 @@ type Options struct {
 	Completing time.Duration
 	// Direct makes form_post_url S3 itself instead of the recording front.
 	Direct bool
+	// Echo makes refusals of credentials quote them back (the client secret, the bearer
+	// token), as careless servers do: a client must keep them out of its own messages.
+	Echo bool
 }
 
 // Problem is something a client did that the real service refuses.
@@ -545,7 +553,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if subtle.ConstantTimeCompare([]byte(f.Get("client_id")), []byte(s.opts.ClientID)) != 1 ||
 		subtle.ConstantTimeCompare([]byte(f.Get("client_secret")), []byte(s.opts.ClientSecret)) != 1 {
 		s.problem(ProblemClient, "client %q refused", f.Get("client_id"))
-		writeError(w, http.StatusForbidden, CodeBadClient, "Invalid client credentials")
+		msg := "Invalid client credentials"
+		if s.opts.Echo {
+			msg += fmt.Sprintf(" (client_id %q, client_secret %q)", f.Get("client_id"), f.Get("client_secret"))
+		}
+		writeError(w, http.StatusForbidden, CodeBadClient, msg)
 		return
 	}
 	scopes := map[string]bool{}
@@ -602,22 +614,26 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, write bool) b
 	s.mu.Lock()
 	t, ok := s.tokens[tok]
 	s.mu.Unlock()
+	echo := ""
+	if s.opts.Echo {
+		echo = " (Authorization: " + auth + ")"
+	}
 	switch {
 	case !ok:
 		s.problem(ProblemBadToken, "%s %s with a token never issued", r.Method, r.URL.Path)
-		writeError(w, http.StatusForbidden, CodeInvalidToken, "Invalid access token")
+		writeError(w, http.StatusForbidden, CodeInvalidToken, "Invalid access token"+echo)
 		return false
 	case !time.Now().Before(t.expires):
 		s.problem(ProblemExpiredToken, "%s %s with a token expired %s ago", r.Method, r.URL.Path, time.Since(t.expires).Round(time.Millisecond))
-		writeError(w, http.StatusForbidden, CodeInvalidToken, "Invalid access token")
+		writeError(w, http.StatusForbidden, CodeInvalidToken, "Invalid access token"+echo)
 		return false
 	case write && !t.scopes[ScopeWrite]:
 		s.problem(ProblemWriteScope, "%s %s with a token without %s", r.Method, r.URL.Path, ScopeWrite)
-		writeError(w, http.StatusForbidden, CodeScope, "Access denied: the token lacks the mediahub_write scope")
+		writeError(w, http.StatusForbidden, CodeScope, "Access denied: the token lacks the mediahub_write scope"+echo)
 		return false
 	case !write && !t.scopes[ScopeRead] && !t.scopes[ScopeWrite]:
 		s.problem(ProblemWriteScope, "%s %s with a token without %s", r.Method, r.URL.Path, ScopeRead)
-		writeError(w, http.StatusForbidden, CodeScope, "Access denied: the token lacks the mediahub scope")
+		writeError(w, http.StatusForbidden, CodeScope, "Access denied: the token lacks the mediahub scope"+echo)
 		return false
 	}
 	return true

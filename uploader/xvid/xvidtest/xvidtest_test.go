@@ -286,6 +286,20 @@ func TestStrict(t *testing.T) {
 	if code != 403 || !strings.Contains(body, "Invalid according to Policy") {
 		t.Errorf("form without name: %d %s, want 403 as S3", code, body)
 	}
+	// A chunked form: S3 refuses it (it needs the length), the emulator records it.
+	var fb bytes.Buffer
+	mw := multipart.NewWriter(&fb)
+	for _, f := range rec2.Upload.FormPostParams {
+		mw.WriteField(f[0], f[1])
+	}
+	fw, _ := mw.CreateFormFile("file", "c.mp4")
+	fw.Write([]byte("chunked"))
+	mw.Close()
+	code, body = call(t, "POST", rec2.Upload.FormPostURL, "", mw.FormDataContentType(), struct{ io.Reader }{&fb}, nil)
+	if code/100 == 2 {
+		t.Errorf("a chunked form POST was stored: %d %s", code, body)
+	}
+	wantProblem(t, srv, xvidtest.ProblemChunked, 1)
 	srv.ExpireTokens()
 	if code, _ := call(t, "GET", srv.URL+"/v1/files/uploads/"+rec.Upload.ID, tok, "", nil, nil); code != 403 {
 		t.Errorf("expired token: %d", code)

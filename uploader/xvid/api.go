@@ -3,6 +3,7 @@ package xvid
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,8 +221,45 @@ type postResponse struct {
 	ETag     string `xml:"ETag"`
 }
 
+// sizeRange reads the content-length-range condition of the form's S3 POST policy (base64
+// JSON), when there is one.
+func sizeRange(form []uploader.FormField) (lo, hi int64, ok bool) {
+	v, found := formValue(form, "policy")
+	if !found {
+		return 0, 0, false
+	}
+	doc, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		return 0, 0, false
+	}
+	var pol struct {
+		Conditions []json.RawMessage `json:"conditions"`
+	}
+	if json.Unmarshal(doc, &pol) != nil {
+		return 0, 0, false
+	}
+	for _, c := range pol.Conditions {
+		var arr []json.RawMessage
+		if json.Unmarshal(c, &arr) != nil || len(arr) != 3 {
+			continue
+		}
+		var name string
+		if json.Unmarshal(arr[0], &name) != nil || !strings.EqualFold(name, "content-length-range") {
+			continue
+		}
+		if json.Unmarshal(arr[1], &lo) == nil && json.Unmarshal(arr[2], &hi) == nil {
+			return lo, hi, true
+		}
+	}
+	return 0, 0, false
+}
+
 // postForm sends the file to S3 with the record's form: every field in order, the file last.
 func (p *Provider) postForm(ctx context.Context, job *uploader.Job, cp *checkpoint) error {
+	if lo, hi, ok := sizeRange(cp.Form); ok && (job.File.Size < lo || job.File.Size > hi) {
+		// S3 would refuse it after the whole file was sent.
+		return uploader.Permanentf("xvid: %s is %d bytes; Xvid's upload form takes files of %d to %d bytes", job.File.Name, job.File.Size, lo, hi)
+	}
 	body, err := uploader.NewMultipartBody(cp.Form, "file", job.File, job.File.Name, "")
 	if err != nil {
 		return uploader.PermanentError(fmt.Errorf("xvid: build the upload form: %w", err))

@@ -412,3 +412,19 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 		t.Errorf("%d requests with a token, want 2 (the refusal, the one renewal)", tokens)
 	}
 }
+
+// A file larger than the upload form's policy allows fails for good before a byte is sent.
+func TestFileTooLargeForForm(t *testing.T) {
+	srv := startEmulator(t, func(o *xvidtest.Options) { o.MaxSize = 1000 })
+	p := newProvider(t, srv, newClient(t), nil)
+	var e engine
+	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "big.mp4", 1001)))
+	wantError(t, err, uploader.Permanent, "1001 bytes", "0 to 1000 bytes")
+	if c := srv.Counters(); c.FormPosts != 0 {
+		t.Errorf("%d form POSTs for a file the form refuses", c.FormPosts)
+	}
+	var e2 engine
+	if _, err := e2.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "fits.mp4", 1000))); err != nil {
+		t.Errorf("a file of the form's largest size: %v", err)
+	}
+}

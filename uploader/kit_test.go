@@ -260,6 +260,29 @@ func TestTokenSourceRenewsOnce(t *testing.T) {
 	}
 }
 
+// A token that lives less than the margin is still used, until half its life has passed.
+func TestTokenSourceShortLived(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	var fetches int
+	ts := uploader.NewTokenSource(func(ctx context.Context) (uploader.Token, error) {
+		fetches++
+		return uploader.Token{Value: fmt.Sprint(fetches), Expires: now.Add(time.Minute)}, nil
+	}, 5*time.Minute)
+	ts.Now = func() time.Time { return now }
+	for range 5 {
+		if _, err := ts.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fetches != 1 {
+		t.Fatalf("%d fetches of a 1-minute token with a 5-minute margin, want 1", fetches)
+	}
+	now = now.Add(31 * time.Second)
+	if tok, _ := ts.Token(context.Background()); tok.Value != "2" {
+		t.Fatalf("past half its life the token was not renewed: %q", tok.Value)
+	}
+}
+
 // A fetch cut short by its caller leaving does not fail the callers that waited for it.
 func TestTokenSourceFetcherLeaves(t *testing.T) {
 	release := make(chan struct{})

@@ -255,6 +255,20 @@ func testSizes(t *testing.T, h Harness) {
 	}
 }
 
+// setup makes a provider with a client of its own (checked for leaked goroutines), runs one
+// clean upload to learn how many objects one file makes (per), and opens a new file of size
+// bytes to upload; before is the counters then.
+func setup(t *testing.T, h Harness, name string, size int64) (p uploader.Provider, path string, f *uploader.File, before Stats, per int) {
+	t.Helper()
+	client := newClient(t)
+	leakCheck(t, client)
+	p = h.NewProvider(t, client)
+	dir := t.TempDir()
+	per = created(t, h, p, dir)
+	path = MakeFile(t, dir, name, size)
+	return p, path, OpenFile(t, path), h.Stats(), per
+}
+
 // settled returns the emulator's counters once they stop moving: after a cancel or a cut,
 // the server may still be reading what was in flight.
 func settled(h Harness) Stats {
@@ -283,15 +297,8 @@ func created(t *testing.T, h Harness, p uploader.Provider, dir string) int {
 }
 
 func testResume(t *testing.T, h Harness) {
-	client := newClient(t)
-	leakCheck(t, client)
-	p := h.NewProvider(t, client)
-	dir := t.TempDir()
-	per := created(t, h, p, dir)
 	const size = 64 << 20
-	path := MakeFile(t, dir, "big.mp4", size)
-	f := OpenFile(t, path)
-	before := h.Stats()
+	p, path, f, before, per := setup(t, h, "big.mp4", size)
 
 	var a attempt
 	ctx, cancel := context.WithCancel(context.Background())
@@ -348,14 +355,7 @@ func finish(t *testing.T, h Harness, a *attempt, p uploader.Provider, f *uploade
 }
 
 func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration) {
-	client := newClient(t)
-	leakCheck(t, client)
-	p := h.NewProvider(t, client)
-	dir := t.TempDir()
-	per := created(t, h, p, dir)
-	path := MakeFile(t, dir, "flaky.mp4", 1<<20)
-	f := OpenFile(t, path)
-	before := h.Stats()
+	p, path, f, before, per := setup(t, h, "flaky.mp4", 1<<20)
 	h.FailNext(1, status, retryAfter)
 	var a attempt
 	_, err := p.Upload(context.Background(), a.job(t, h, p, f, nil))
@@ -384,15 +384,8 @@ func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration
 }
 
 func testCut(t *testing.T, h Harness) {
-	client := newClient(t)
-	leakCheck(t, client)
-	p := h.NewProvider(t, client)
-	dir := t.TempDir()
-	per := created(t, h, p, dir)
 	const size = 20 << 20
-	path := MakeFile(t, dir, "cut.mp4", size)
-	f := OpenFile(t, path)
-	before := h.Stats()
+	p, path, f, before, per := setup(t, h, "cut.mp4", size)
 	h.Listener.CutAfter(size / 3)
 	var a attempt
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -465,14 +458,7 @@ func testRateLimited(t *testing.T, h Harness) {
 	if h.RateLimit == nil {
 		t.Skip("the service has no account-wide rate-limit answer (Harness.RateLimit is nil)")
 	}
-	client := newClient(t)
-	leakCheck(t, client)
-	p := h.NewProvider(t, client)
-	dir := t.TempDir()
-	per := created(t, h, p, dir)
-	path := MakeFile(t, dir, "limited.mp4", 1<<20)
-	f := OpenFile(t, path)
-	before := h.Stats()
+	p, path, f, before, per := setup(t, h, "limited.mp4", 1<<20)
 	const wait = 90 * time.Second
 	h.RateLimit(wait)
 	var a attempt

@@ -37,9 +37,10 @@ type Request struct {
 
 // recorder is the request log and the stall gate both backends share.
 type recorder struct {
-	gate uploadertest.Gate
-	mu   sync.Mutex
-	reqs []Request
+	gate     uploadertest.Gate
+	mu       sync.Mutex
+	reqs     []Request
+	inflight int // requests past the gate, not yet logged
 }
 
 // reqInfo is what a backend learns about a request while serving it.
@@ -64,6 +65,9 @@ func (rc *recorder) wrap(next http.Handler) http.Handler {
 		if !rc.gate.Wait(r.Context()) {
 			return
 		}
+		rc.mu.Lock()
+		rc.inflight++
+		rc.mu.Unlock()
 		info := &reqInfo{}
 		if r.Method == http.MethodPut {
 			if _, key, ok := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/"); ok {
@@ -86,14 +90,25 @@ func (rc *recorder) wrap(next http.Handler) http.Handler {
 		rc.mu.Lock()
 		rc.reqs = append(rc.reqs, Request{Time: start, Method: r.Method, Key: info.key, Length: length,
 			Received: body.n.Load(), Status: status, Code: info.code})
+		rc.inflight--
 		rc.mu.Unlock()
 	})
 }
 
+// requests returns the log once the requests being served are in it: a client can have
+// read its answer a moment before the handler returned. It waits at most a second, for an
+// upload still running is not logged until it ends.
 func (rc *recorder) requests() []Request {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]Request(nil), rc.reqs...)
+	deadline := time.Now().Add(time.Second)
+	for {
+		rc.mu.Lock()
+		if rc.inflight == 0 || time.Now().After(deadline) {
+			defer rc.mu.Unlock()
+			return append([]Request(nil), rc.reqs...)
+		}
+		rc.mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type countingReader struct {

@@ -187,8 +187,8 @@ func (s *Server) URL() string { return s.endpoint }
 // Bucket is the bucket presigned URLs and forms write into.
 func (s *Server) Bucket() string { return s.bucket }
 
-// Requests are the S3 requests the server received, oldest first (none for MinIO started
-// with Options.Direct).
+// Requests are the S3 requests the server answered, oldest first (none for MinIO started
+// with Options.Direct). It waits (up to a second) for the requests being answered to end.
 func (s *Server) Requests() []Request { return s.rec.requests() }
 
 // Stall holds every S3 request until Stall(false) (or until its client gives up): a server

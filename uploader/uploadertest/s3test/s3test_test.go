@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -14,10 +15,12 @@ import (
 	"io"
 	"io/fs"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -74,6 +77,61 @@ func TestStandIn(t *testing.T) {
 		resp := post(t, form, map[string]bool{"name": true}, nil, []byte("x"))
 		wantStatus(t, resp, http.StatusForbidden, "AccessDenied")
 		gone(t, s, "tmp/p1/noname.mp4")
+	})
+	t.Run("streamed, not held in memory", func(t *testing.T) {
+		// 64 MiB through the stand-in (client and server in this process) must allocate a
+		// small fraction of that: the bytes go to disk as they come.
+		const size = 64 << 20
+		ctx := context.Background()
+		u, err := s.PresignPut(ctx, "big/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		form := xvidForm(t, s, "tmp/p1/big.bin")
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		wantStatus(t, do(t, http.MethodPut, u, io.LimitReader(zeros{}, size), size, ""), http.StatusOK, "")
+		head, ctype := formBody(t, form.Values(), nil, nil)
+		// formBody wrote the closing boundary after an empty file: put the file before it.
+		tail := "\r\n--" + strings.TrimPrefix(ctype, "multipart/form-data; boundary=") + "--\r\n"
+		headBytes := bytes.TrimSuffix(head.Bytes(), []byte(tail))
+		body := io.MultiReader(bytes.NewReader(headBytes), io.LimitReader(zeros{}, size), strings.NewReader(tail))
+		wantStatus(t, do(t, http.MethodPost, form.URL, body, int64(len(headBytes))+size+int64(len(tail)), ctype), http.StatusCreated, "")
+		runtime.ReadMemStats(&after)
+		got := after.TotalAlloc - before.TotalAlloc
+		t.Logf("two %d MiB uploads allocated %d KiB", size>>20, got>>10)
+		if got > size/4 {
+			t.Errorf("the bodies are not streamed: %d bytes allocated for two of %d", got, size)
+		}
+		for _, key := range []string{"big/put.bin", "tmp/p1/big.bin"} {
+			if obj, err := s.Stat(ctx, key); err != nil || obj.Size != size {
+				t.Errorf("%s: %+v, %v; want %d bytes", key, obj, err, size)
+			}
+		}
+	})
+	t.Run("PUT without Content-Length 411", func(t *testing.T) {
+		// MinIO takes a PUT with no Content-Length as an empty object; S3 refuses it.
+		u, err := s.PresignPut(context.Background(), "put/nolength", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", pu.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", pu.RequestURI(), pu.Host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodPut, URL: pu})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, http.StatusLengthRequired, "MissingContentLength")
+		gone(t, s, "put/nolength")
 	})
 	t.Run("fields before the file over 20 KB", func(t *testing.T) {
 		form := withField(xvidForm(t, s, "tmp/p1/big.mp4"), "name", strings.Repeat("n", 21<<10))
@@ -158,6 +216,19 @@ func contract(t *testing.T, s *Server) {
 		}
 		gone(t, s, "put/signed.bin")
 		gone(t, s, "put/other.bin")
+	})
+	t.Run("keys with spaces and more", func(t *testing.T) {
+		for _, key := range []string{"put/a file (1) ü+&=.mp4", "put/%41?#.bin", "put/~tilde/x"} {
+			u, err := s.PresignPut(ctx, key, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader(key), int64(len(key)), ""), http.StatusOK, "")
+			sameObject(t, s, key, []byte(key))
+			form := xvidForm(t, s, "tmp/p1/"+key)
+			wantStatus(t, post(t, form, nil, nil, []byte(key)), http.StatusCreated, "")
+			sameObject(t, s, "tmp/p1/"+key, []byte(key))
+		}
 	})
 	t.Run("PUT refusals", func(t *testing.T) {
 		u, err := s.PresignPut(ctx, "put/refused.bin", time.Minute)
@@ -760,4 +831,12 @@ func TestWrap(t *testing.T) {
 	if _, err := StartMinIO(context.Background(), Options{Direct: true, Wrap: func(h http.Handler) http.Handler { return h }}); err == nil || !strings.Contains(err.Error(), "Wrap") {
 		t.Errorf("StartMinIO with Wrap and Direct: %v, want Wrap refused", err)
 	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

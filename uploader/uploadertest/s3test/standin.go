@@ -150,9 +150,10 @@ func (st *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// noLength is S3's answer to a body without a Content-Length (a chunked one).
+// noLength is S3's answer to a request without a Content-Length: a chunked body, or no
+// header at all (which HTTP reads as an empty body, but S3 refuses).
 func noLength(r *http.Request) *s3Error {
-	if r.ContentLength >= 0 && len(r.TransferEncoding) == 0 {
+	if r.ContentLength >= 0 && len(r.TransferEncoding) == 0 && r.Header.Get("Content-Length") != "" {
 		return nil
 	}
 	return &s3Error{Status: http.StatusLengthRequired, Code: "MissingContentLength", Message: "You must provide the Content-Length HTTP header."}

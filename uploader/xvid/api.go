@@ -157,13 +157,8 @@ func (p *Provider) requestToken(ctx context.Context) (uploader.Token, error) {
 		return uploader.Token{}, uploader.TransientError(errors.New("xvid: get an access token: the answer has no access_token"))
 	}
 	t := uploader.Token{Value: ans.AccessToken}
-	if life := time.Duration(ans.ExpiresIn) * time.Second; life > 0 {
-		// The token source renews tokenMargin before Expires. A token that lives less than
-		// twice that would be renewed at every call: it is renewed at 90% of its life instead.
-		if life < 2*tokenMargin {
-			life = life*9/10 + tokenMargin
-		}
-		t.Expires = p.now().Add(life)
+	if ans.ExpiresIn > 0 {
+		t.Expires = p.now().Add(time.Duration(ans.ExpiresIn) * time.Second)
 	}
 	return t, nil
 }

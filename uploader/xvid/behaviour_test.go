@@ -429,22 +429,22 @@ func TestFileTooLargeForForm(t *testing.T) {
 	}
 }
 
-// A token that lives less than the renewal margin twice over is kept for most of its life,
-// not renewed at every call.
+// A token that lives less than the renewal margin twice over is kept half its life, not
+// renewed at every call.
 func TestShortLivedToken(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.TokenTTL = 60 * time.Second })
 	p := newProvider(t, srv, newClient(t), nil)
 	var offset atomic.Int64
 	xvid.SetClock(p, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
 	dir := t.TempDir()
-	for i, at := range []time.Duration{0, 30 * time.Second, 55 * time.Second} {
+	for i, at := range []time.Duration{0, 25 * time.Second, 35 * time.Second} {
 		offset.Store(int64(at))
 		var e engine
 		if _, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, fmt.Sprint(i), 10))); err != nil {
 			t.Fatal(err)
 		}
 		want := 1
-		if at > 54*time.Second { // 90% of 60s
+		if at > 30*time.Second { // half of 60s
 			want = 2
 		}
 		if c := srv.Counters(); c.TokenRequests != want {

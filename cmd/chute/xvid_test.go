@@ -17,7 +17,6 @@ import (
 	"github.com/chute-dev/chute/configs"
 	"github.com/chute-dev/chute/service"
 	"github.com/chute-dev/chute/uploader"
-	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 	"github.com/chute-dev/chute/uploader/xvid/xvidtest"
 )
 
@@ -28,11 +27,7 @@ import (
 func TestXvidCrashAfterFormPost(t *testing.T) {
 	dir := t.TempDir()
 	const id, secret = "crash-client", "crash-client-s3cr3t"
-	xv, err := xvidtest.Start(xvidtest.Options{ClientID: id, ClientSecret: secret, S3: s3test.StartWith(t, s3test.Options{Direct: true}), Completing: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer xv.Close()
+	xv := xvidtest.StartTest(t, xvidtest.Options{ClientID: id, ClientSecret: secret, Completing: 100 * time.Millisecond})
 	inbox := filepath.Join(dir, "inbox")
 	os.MkdirAll(filepath.Join(inbox, "trips"), 0o755)
 	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte(secret+"\n"), 0o600); err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 	"github.com/chute-dev/chute/uploader/xvid"
 	"github.com/chute-dev/chute/uploader/xvid/xvidtest"
@@ -138,8 +139,8 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		b.SetBytes(size)
 		b.ResetTimer()
 		for range b.N {
-			var e engine
-			res, err := p.Upload(context.Background(), e.job(f))
+			var e uploadertest.Checkpoints
+			res, err := p.Upload(context.Background(), e.Job(f))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -169,21 +169,9 @@ func expiresAfter(s string) (d time.Duration, set bool, err error) {
 
 // Type is the `xvid` provider type.
 func Type() uploader.Type {
-	return uploader.Type{
-		Name:            "xvid",
-		DefaultEndpoint: DefaultEndpoint,
-		NewOptions: func() any {
-			o := DefaultOptions()
-			return &o
-		},
-		New: func(env uploader.Env, options any) (uploader.Provider, error) {
-			o, ok := options.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("xvid: options are %T, want *xvid.Options", options)
-			}
-			return New(env, *o)
-		},
-	}
+	return uploader.TypeOf("xvid", DefaultEndpoint, DefaultOptions, func(env uploader.Env, o Options) (uploader.Provider, error) {
+		return New(env, o)
+	})
 }
 
 // Provider uploads to Xvid MediaHub. One Provider serves every job of one configured
@@ -208,22 +196,12 @@ var (
 
 // New returns an `xvid` provider. env.Endpoint "" means DefaultEndpoint.
 func New(env uploader.Env, opts Options) (*Provider, error) {
-	if errs := opts.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Key + ": " + e.Msg
-		}
-		return nil, fmt.Errorf("xvid: %s", strings.Join(msgs, "; "))
+	if err := uploader.OptionsError("xvid", opts.Validate()); err != nil {
+		return nil, err
 	}
-	if env.Client == nil {
-		return nil, errors.New("xvid: no HTTP client")
-	}
-	endpoint := env.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
-		return nil, fmt.Errorf("xvid: %w", err)
+	endpoint, err := env.BaseURL("xvid", DefaultEndpoint)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Scope == "" {
 		opts.Scope = DefaultScope
@@ -243,7 +221,7 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	red := uploader.NewRedactor(opts.ClientSecret)
 	p := &Provider{
 		name:     env.Name,
-		endpoint: strings.TrimRight(endpoint, "/"),
+		endpoint: endpoint,
 		opts:     opts,
 		scope:    scope,
 		expires:  exp,

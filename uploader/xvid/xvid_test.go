@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/uploadertest"
-	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 	"github.com/chute-dev/chute/uploader/xvid"
 	"github.com/chute-dev/chute/uploader/xvid/xvidtest"
 )
@@ -30,23 +28,14 @@ const (
 
 func startEmulator(t testing.TB, edit func(*xvidtest.Options)) *xvidtest.Server {
 	t.Helper()
-	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.StartWith(t, s3test.Options{Direct: true}), Completing: 50 * time.Millisecond}
+	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, Completing: 50 * time.Millisecond}
 	if edit != nil {
 		edit(&o)
 	}
-	srv, err := xvidtest.Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
+	return xvidtest.StartTest(t, o)
 }
 
-func newClient(t testing.TB) *uploader.Client {
-	c := uploader.NewClient(uploader.ClientOptions{})
-	t.Cleanup(c.CloseIdle)
-	return c
-}
+func newClient(t testing.TB) *uploader.Client { return uploadertest.NewClient(t) }
 
 // newProvider returns a provider pointed at srv that polls every 20ms; edit changes its
 // options.
@@ -103,43 +92,6 @@ func TestConformance(t *testing.T) {
 		// A cancelled form POST leaves nothing in S3; a file stored but never finished is a leak.
 		t.Errorf("upload %s (%s) holds a file but was never finished", u.ID, u.ObjectKey)
 	}
-}
-
-// engine keeps one file's checkpoint across calls of Upload, as chute's engine does.
-type engine struct {
-	mu     sync.Mutex
-	cp     []byte
-	onSave func(step string)
-}
-
-func (e *engine) job(f *uploader.File) *uploader.Job {
-	e.mu.Lock()
-	cp := append([]byte(nil), e.cp...)
-	e.mu.Unlock()
-	if len(cp) == 0 {
-		cp = nil
-	}
-	return &uploader.Job{
-		File:       f,
-		Checkpoint: cp,
-		Save: func(ctx context.Context, b []byte) error {
-			e.mu.Lock()
-			e.cp = append([]byte(nil), b...)
-			fn := e.onSave
-			e.mu.Unlock()
-			if fn != nil {
-				fn(stepOf(b))
-			}
-			return nil
-		},
-	}
-}
-
-func (e *engine) upload(t testing.TB, p uploader.Provider, f *uploader.File) (uploader.Result, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return p.Upload(ctx, e.job(f))
 }
 
 func stepOf(cp []byte) string {

@@ -62,6 +62,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/chute-dev/chute/uploader"
@@ -257,7 +258,23 @@ type upload struct {
 	failMsg    string
 }
 
-// Start serves the emulator on two free loopback ports, with the bucket created in S3.
+// StartTest starts the emulator for a test and closes it when the test ends. When opts.S3 is
+// nil it gets an S3 of the test's own: MinIO started Direct, or the stand-in with
+// CHUTE_TEST_NO_MINIO=1.
+func StartTest(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if opts.S3 == nil {
+		opts.S3 = s3test.StartWith(t, s3test.Options{Direct: true})
+	}
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Start serves the emulator on two free loopback ports.
 func Start(opts Options) (*Server, error) {
 	if opts.ClientID == "" || opts.ClientSecret == "" {
 		return nil, errors.New("xvidtest: ClientID and ClientSecret are required")
@@ -514,19 +531,8 @@ func (s *Server) apiGate(next http.Handler) http.Handler {
 	})
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
-
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, map[string]ErrorValue{"error": {Code: code, Message: msg}})
+	uploadertest.WriteJSON(w, status, map[string]ErrorValue{"error": {Code: code, Message: msg}})
 }
 
 // token is POST /v1/oauth2/token/.
@@ -598,7 +604,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if s.opts.ExpiresInNumber {
 		expiresIn = secs
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": expiresIn})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]any{"access_token": tok, "expires_in": expiresIn})
 }
 
 // authorize checks the bearer token and, for a write, its scope; it answers and returns false
@@ -736,7 +742,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	s.counters.UploadsCreated++
 	view := s.viewLocked(u, time.Now())
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]Upload{"upload": view})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]Upload{"upload": view})
 }
 
 func lastSegment(key string) string {
@@ -818,7 +824,7 @@ func (s *Server) finish(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	view := s.viewLocked(u, time.Now())
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]Upload{"upload": view})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]Upload{"upload": view})
 }
 
 // get is GET /v1/files/uploads/{id}.
@@ -836,7 +842,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	view := s.viewLocked(u, time.Now())
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]Upload{"upload": view})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]Upload{"upload": view})
 }
 
 // download is GET /v1/files/downloads/?file_id=&redirect=true.
@@ -859,7 +865,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, link, http.StatusFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"url": link})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]string{"url": link})
 }
 
 // sign is the signature of a download link for file id, valid until exp.

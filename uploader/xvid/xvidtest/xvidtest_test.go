@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/chute-dev/chute/uploader"
-	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 	"github.com/chute-dev/chute/uploader/xvid/xvidtest"
 )
 
@@ -26,16 +25,11 @@ const (
 
 func start(t *testing.T, edit func(*xvidtest.Options)) *xvidtest.Server {
 	t.Helper()
-	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3test.StartWith(t, s3test.Options{Direct: true})}
+	o := xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret}
 	if edit != nil {
 		edit(&o)
 	}
-	srv, err := xvidtest.Start(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
+	return xvidtest.StartTest(t, o)
 }
 
 // call sends one request and decodes a JSON answer into out (when not nil); it returns the

@@ -241,7 +241,6 @@ type Server struct {
 	problems   []Problem
 	counters   Counters
 	failFinal  string
-	completing time.Duration
 	finishGate uploadertest.Gate
 }
 
@@ -305,12 +304,11 @@ func Start(opts Options) (*Server, error) {
 		signKey: []byte(randomHex(16)),
 		// One connection per form POST: no idle connection outlives a request, so that the
 		// suite's goroutine leak check sees only the provider's.
-		forward:    &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, WriteBufferSize: 256 << 10, ReadBufferSize: 64 << 10}},
-		tokens:     make(map[string]token),
-		uploads:    make(map[string]*upload),
-		byFile:     make(map[string]string),
-		byKey:      make(map[string]string),
-		completing: opts.Completing,
+		forward: &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true, WriteBufferSize: 256 << 10, ReadBufferSize: 64 << 10}},
+		tokens:  make(map[string]token),
+		uploads: make(map[string]*upload),
+		byFile:  make(map[string]string),
+		byKey:   make(map[string]string),
 	}
 	if s.Listener, err = uploadertest.Listen(); err != nil {
 		return nil, fmt.Errorf("xvidtest: %w", err)
@@ -901,7 +899,7 @@ func (s *Server) viewLocked(u *upload, now time.Time) Upload {
 	switch {
 	case u.finishedAt.IsZero():
 		v.Status = "UPLOADING"
-	case now.Before(u.finishedAt.Add(s.completing)):
+	case now.Before(u.finishedAt.Add(s.opts.Completing)):
 		v.Status = "COMPLETING"
 	case u.failMsg != "":
 		v.Status = "FAILED"

@@ -160,15 +160,15 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		b.SetBytes(size)
 		b.ResetTimer()
 		var spent time.Duration
+		b.StopTimer()
 		for i := range b.N {
-			b.StopTimer()
 			key := "curl-" + strconv.Itoa(i) + ".mp4"
 			rec := benchRecord(b, srv, tok, key)
-			spent += s3test.CurlPost(b, s3test.PostForm{URL: rec.FormPostURL, Fields: rec.FormPostParams}, path)
-			clean(key)
 			b.StartTimer()
+			spent += s3test.CurlPost(b, s3test.PostForm{URL: rec.FormPostURL, Fields: rec.FormPostParams}, path)
+			b.StopTimer()
+			clean(key)
 		}
-		b.StopTimer()
 		b.ReportMetric(spent.Seconds()/float64(b.N), "post-s/op")
 	})
 }

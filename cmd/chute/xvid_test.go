@@ -107,6 +107,59 @@ folders:
 	}
 }
 
+// Killed in the middle of the form POST, the daemon posts the file again, whole and once,
+// with the same upload record: S3 keeps nothing of a cut form.
+func TestXvidCrashDuringFormPost(t *testing.T) {
+	dir := t.TempDir()
+	const id, secret = "crash-client", "crash-client-s3cr3t"
+	xv := xvidtest.StartTest(t, xvidtest.Options{ClientID: id, ClientSecret: secret, Completing: 100 * time.Millisecond})
+	inbox := filepath.Join(dir, "inbox")
+	os.MkdirAll(inbox, 0o755)
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+state: %s/state.db
+providers:
+  xv: {type: xvid, endpoint: "%s", client_id: %s, client_secret: %s, pipeline_id: %s, poll_interval: 200ms}
+folders:
+  - {path: %s, provider: xv, settle: 300ms, exclude: ["*.part"]}
+`, dir, xv.URL, id, secret, xvidtest.DefaultPipeline, inbox))
+	const size = 64 << 20
+	file := filepath.Join(inbox, "clip.mp4")
+	want := randomFile(t, file, size)
+	xv.ThrottleUploads(32 << 20)
+	d := startDaemon(t, cfg, nil)
+	waitFor(t, 60*time.Second, func() bool { return xv.Counters().FileBytes > size*2/5 }, "40% of the file at the S3 front", d.logs)
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	if c := xv.Counters(); c.FormPostsStored != 0 {
+		t.Fatalf("the form was stored before the kill: the test proves nothing (%+v)", c)
+	}
+	xv.ThrottleUploads(0)
+	d2 := startDaemon(t, cfg, nil)
+	waitFor(t, 60*time.Second, func() bool { return doneSidecar(file) }, "a done sidecar after the restart", d2.logs)
+	d2.stop(t)
+	c := xv.Counters()
+	if c.UploadsCreated != 1 || c.FormPostsStored != 1 || c.Finished != 1 || c.StoredBytes != size {
+		t.Errorf("counters %+v: want one record, one stored form of %d bytes, one finish", c, size)
+	}
+	t.Logf("file bytes sent in all: %d (%.2fx the file)", c.FileBytes, float64(c.FileBytes)/size)
+	sc, err := service.ReadSidecar(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := xv.Stored(context.Background(), uploader.Result{ID: sc.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	io.Copy(h, rc)
+	rc.Close()
+	if hex.EncodeToString(h.Sum(nil)) != want || sc.SHA256 != want {
+		t.Error("the object in S3 differs from the file")
+	}
+}
+
 // Every key the xvid example shows, commented or not, is a key the real provider takes.
 func TestXvidExampleKeys(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "examples", "xvid.yaml"))

@@ -79,7 +79,13 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// pipe, so the forward never waits on it for long.
 	pr, pw := io.Pipe()
 	rec := make(chan formRecord, 1)
-	go func() { rec <- readForm(pr, boundary) }()
+	go func() {
+		rec <- readForm(pr, boundary, func(n int64) {
+			s.mu.Lock()
+			s.counters.FileBytes += n
+			s.mu.Unlock()
+		})
+	}()
 	fb := &forwardBody{r: io.TeeReader(r.Body, pw), closed: make(chan struct{})}
 	req, err := http.NewRequestWithContext(r.Context(), http.MethodPost, s.s3URL, fb)
 	if err != nil {
@@ -108,9 +114,6 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		pw.Close()
 	}
 	got := <-rec
-	s.mu.Lock()
-	s.counters.FileBytes += got.fileBytes
-	s.mu.Unlock()
 	if err != nil {
 		// The client went away (cut, cancelled) or S3 did: nothing to answer to.
 		if r.Context().Err() == nil {
@@ -203,8 +206,17 @@ func preFields(head []byte, boundary string) (FormParams, bool) {
 	}
 }
 
-// readForm reads a multipart form from r, counting the file field's bytes, and drains r.
-func readForm(r io.Reader, boundary string) (rec formRecord) {
+// liveCount tells seen of every file byte as it passes.
+type liveCount struct{ seen func(n int64) }
+
+func (c liveCount) Write(p []byte) (int, error) {
+	c.seen(int64(len(p)))
+	return len(p), nil
+}
+
+// readForm reads a multipart form from r, counting the file field's bytes (and telling seen
+// of them as they pass), and drains r.
+func readForm(r io.Reader, boundary string, seen func(n int64)) (rec formRecord) {
 	defer func() { _, _ = io.Copy(io.Discard, r) }()
 	if boundary == "" {
 		rec.err = errors.New("no multipart boundary")
@@ -226,7 +238,7 @@ func readForm(r io.Reader, boundary string) (rec formRecord) {
 			rec.afterFile = append(rec.afterFile, name)
 		case name == "file":
 			rec.hasFile, rec.fileName = true, part.FileName()
-			n, err := io.Copy(io.Discard, part)
+			n, err := io.Copy(liveCount{seen}, part)
 			rec.fileBytes = n
 			if err != nil {
 				rec.err = err

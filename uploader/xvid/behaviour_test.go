@@ -30,7 +30,7 @@ func TestOneTokenForConcurrentUploads(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var e uploadertest.Checkpoints
+			var e uploadertest.Engine
 			_, errs[i] = e.Upload(t, p, f)
 		}()
 	}
@@ -62,7 +62,7 @@ func TestTokenRenewal(t *testing.T) {
 	dir := t.TempDir()
 	upload := func(name string) {
 		t.Helper()
-		var e uploadertest.Checkpoints
+		var e uploadertest.Engine
 		if _, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, name, 1<<10))); err != nil {
 			t.Fatalf("upload %s: %v", name, err)
 		}
@@ -96,7 +96,7 @@ func TestExpiresInNumber(t *testing.T) {
 	dir := t.TempDir()
 	for i, skip := range []time.Duration{0, 30 * time.Minute, 59 * time.Minute} {
 		offset.Store(int64(skip))
-		var e uploadertest.Checkpoints
+		var e uploadertest.Engine
 		if _, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, fmt.Sprint(i), 10))); err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +111,7 @@ func TestExpiresInNumber(t *testing.T) {
 func TestWriteScopeMissing(t *testing.T) {
 	srv := startEmulator(t, nil)
 	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, xvidtest.CodeScope, "mediahub_write", "scope")
 	if c := srv.Counters(); c.TokenRequests != 2 || c.UploadsCreated != 0 {
@@ -124,7 +124,7 @@ func TestAPIErrors(t *testing.T) {
 	srv := startEmulator(t, nil)
 	p := newProvider(t, srv, newClient(t), nil)
 	dir := t.TempDir()
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	if _, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "warm.mp4", 10))); err != nil {
 		t.Fatal(err) // the token is now held: the faults below hit the upload record's creation
 	}
@@ -133,13 +133,13 @@ func TestAPIErrors(t *testing.T) {
 		class  uploader.Class
 	}{{400, uploader.Permanent}, {404, uploader.Permanent}, {500, uploader.Transient}} {
 		srv.FailNext(1, c.status, 0)
-		var e uploadertest.Checkpoints
+		var e uploadertest.Engine
 		_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, fmt.Sprint(c.status), 10)))
 		wantError(t, err, c.class, fmt.Sprint(c.status), xvidtest.CodeInternal, "create the upload record")
 	}
 	// An unknown pipeline: Xvid's 404, in words.
 	p2 := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.PipelineID = "ffffffffffffffffffffffff" })
-	var e2 uploadertest.Checkpoints
+	var e2 uploadertest.Engine
 	_, err := e2.Upload(t, p2, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "nopipe.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "404", xvidtest.CodeNotFound, "does not exist")
 }
@@ -148,7 +148,7 @@ func TestAPIErrors(t *testing.T) {
 func TestBadClient(t *testing.T) {
 	srv := startEmulator(t, nil)
 	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.ClientSecret = "nope-" + clientSecret })
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "client_id", "client_secret", `"xv"`)
 	if strings.Contains(err.Error(), "nope-") {
@@ -170,11 +170,11 @@ func TestResumeAfterFormPost(t *testing.T) {
 	path := uploadertest.MakeFile(t, t.TempDir(), "clip.mp4", 3<<20)
 	f := uploadertest.OpenFile(t, path)
 	srv.HoldFinish(true)
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		_, err := p.Upload(ctx, e.Job(f))
+		_, err := p.Upload(ctx, e.Job(t, p, f))
 		done <- err
 	}()
 	deadline := time.Now().Add(10 * time.Second)
@@ -189,7 +189,7 @@ func TestResumeAfterFormPost(t *testing.T) {
 		t.Fatalf("cancelled upload: %v", err)
 	}
 	srv.HoldFinish(false)
-	if s := stepOf(e.Last()); s != "posted" {
+	if s := stepOf(e.Checkpoint()); s != "posted" {
 		t.Fatalf("checkpoint step %q after the form POST, want posted", s)
 	}
 	res, err := e.Upload(t, p, f)
@@ -240,8 +240,8 @@ func TestExpiredForm(t *testing.T) {
 	p := newProvider(t, srv, newClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "late.mp4", 1<<10)
 	f := uploadertest.OpenFile(t, path)
-	var e uploadertest.Checkpoints
-	e.OnSave = func(cp []byte) {
+	var e uploadertest.Engine
+	e.OnSave = func(cp []byte, _ int) {
 		if stepOf(cp) == "created" && srv.Counters().UploadsCreated == 1 {
 			time.Sleep(2100 * time.Millisecond) // the policy's expiration has whole seconds
 		}
@@ -264,7 +264,7 @@ func TestS3Errors(t *testing.T) {
 	p := newProvider(t, srv, newClient(t), nil)
 	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 1<<10))
 	srv.FailUploads(1, 500)
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, f)
 	wantError(t, err, uploader.Transient, "InternalError", "post a.mp4 to S3")
 	if _, err := e.Upload(t, p, f); err != nil {
@@ -289,7 +289,7 @@ func TestCompletionFails(t *testing.T) {
 	srv := startEmulator(t, nil)
 	srv.FailCompletion("pipeline refused the file: unsupported container")
 	p := newProvider(t, srv, newClient(t), nil)
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "unsupported container", xvidtest.CodeInternal)
 }
@@ -298,7 +298,7 @@ func TestCompletionFails(t *testing.T) {
 func TestMaxWait(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.Completing = time.Hour })
 	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.MaxWait = 200 * time.Millisecond })
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "COMPLETING", "max_wait")
 }
@@ -321,7 +321,7 @@ func TestObjectKeys(t *testing.T) {
 		path := uploadertest.MakeFile(t, t.TempDir(), "clip one.mp4", 10)
 		f := uploadertest.OpenFile(t, path)
 		f.RelPath, f.ModTime = c.rel, mod
-		var e uploadertest.Checkpoints
+		var e uploadertest.Engine
 		res, err := e.Upload(t, p, f)
 		if err != nil {
 			t.Fatal(err)
@@ -383,14 +383,14 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 	dir := t.TempDir()
 	wrong := "nope+" + clientSecret
 	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.ClientSecret = wrong })
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "Invalid client credentials")
 	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), url.QueryEscape(wrong)) {
 		t.Errorf("the error shows the client secret: %v", err)
 	}
 	p = newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
-	var e2 uploadertest.Checkpoints
+	var e2 uploadertest.Engine
 	_, err = e2.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "b.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "mediahub_write")
 	tokens := 0
@@ -411,13 +411,13 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 func TestFileTooLargeForForm(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.MaxSize = 1000 })
 	p := newProvider(t, srv, newClient(t), nil)
-	var e uploadertest.Checkpoints
+	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "big.mp4", 1001)))
 	wantError(t, err, uploader.Permanent, "1001 bytes", "0 to 1000 bytes")
 	if c := srv.Counters(); c.FormPosts != 0 {
 		t.Errorf("%d form POSTs for a file the form refuses", c.FormPosts)
 	}
-	var e2 uploadertest.Checkpoints
+	var e2 uploadertest.Engine
 	if _, err := e2.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "fits.mp4", 1000))); err != nil {
 		t.Errorf("a file of the form's largest size: %v", err)
 	}
@@ -433,7 +433,7 @@ func TestShortLivedToken(t *testing.T) {
 	dir := t.TempDir()
 	for i, at := range []time.Duration{0, 25 * time.Second, 35 * time.Second} {
 		offset.Store(int64(at))
-		var e uploadertest.Checkpoints
+		var e uploadertest.Engine
 		if _, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, fmt.Sprint(i), 10))); err != nil {
 			t.Fatal(err)
 		}

@@ -139,8 +139,8 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		b.SetBytes(size)
 		b.ResetTimer()
 		for range b.N {
-			var e uploadertest.Checkpoints
-			res, err := p.Upload(context.Background(), e.Job(f))
+			var e uploadertest.Engine
+			res, err := p.Upload(context.Background(), e.Job(b, p, f))
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -169,7 +169,7 @@ func expiresAfter(s string) (d time.Duration, set bool, err error) {
 
 // Type is the `xvid` provider type.
 func Type() uploader.Type {
-	return uploader.TypeOf("xvid", DefaultEndpoint, DefaultOptions, func(env uploader.Env, o Options) (uploader.Provider, error) {
+	return uploader.NewType("xvid", DefaultEndpoint, DefaultOptions, func(env uploader.Env, o Options) (uploader.Provider, error) {
 		return New(env, o)
 	})
 }
@@ -199,10 +199,11 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if err := uploader.OptionsError("xvid", opts.Validate()); err != nil {
 		return nil, err
 	}
-	endpoint, err := env.BaseURL("xvid", DefaultEndpoint)
+	base, err := env.EndpointURL("xvid", DefaultEndpoint)
 	if err != nil {
 		return nil, err
 	}
+	endpoint := strings.TrimRight(base.String(), "/")
 	if opts.Scope == "" {
 		opts.Scope = DefaultScope
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -133,20 +132,5 @@ func wantError(t testing.TB, err error, c uploader.Class, parts ...string) {
 
 func sameBytes(t testing.TB, srv *xvidtest.Server, res uploader.Result, path string) {
 	t.Helper()
-	rc, err := srv.Stored(context.Background(), res)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	got, err := io.ReadAll(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Fatalf("S3 holds %d bytes that differ from the file's %d", len(got), len(want))
-	}
+	uploadertest.SameBytes(t, harness(srv), res, path)
 }

@@ -95,14 +95,7 @@ folders:
 		t.Errorf("sidecar extra %v, record key %q", sc.Extra, ups[0].ObjectKey)
 	}
 	t.Logf("object key %q", ups[0].ObjectKey)
-	rc, err := xv.Stored(context.Background(), uploader.Result{ID: sc.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	io.Copy(h, rc)
-	rc.Close()
-	if hex.EncodeToString(h.Sum(nil)) != want {
+	if storedSHA256(t, xv, sc.ID) != want {
 		t.Error("the object in S3 differs from the file")
 	}
 }
@@ -148,16 +141,24 @@ folders:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rc, err := xv.Stored(context.Background(), uploader.Result{ID: sc.ID})
+	if storedSHA256(t, xv, sc.ID) != want || sc.SHA256 != want {
+		t.Error("the object in S3 differs from the file")
+	}
+}
+
+// storedSHA256 is the hex SHA-256 of what S3 holds for the file id.
+func storedSHA256(t *testing.T, xv *xvidtest.Server, id string) string {
+	t.Helper()
+	rc, err := xv.Stored(context.Background(), uploader.Result{ID: id})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rc.Close()
 	h := sha256.New()
-	io.Copy(h, rc)
-	rc.Close()
-	if hex.EncodeToString(h.Sum(nil)) != want || sc.SHA256 != want {
-		t.Error("the object in S3 differs from the file")
+	if _, err := io.Copy(h, rc); err != nil {
+		t.Fatal(err)
 	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Every key the xvid example shows, commented or not, is a key the real provider takes.

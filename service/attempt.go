@@ -97,12 +97,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 	}
 
 	var dg *digest
-	var ahead *hashAhead
-	switch {
-	case job.SHA256 == "" && f.Size >= hashAheadMin:
-		ahead = startHash(ctx, f)
-		defer ahead.stop()
-	case job.SHA256 == "":
+	if job.SHA256 == "" {
 		dg = newDigest()
 		f.Observe(dg.see)
 	}
@@ -146,11 +141,6 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 	sum := job.SHA256
 	if dg != nil {
 		if sum, err = dg.finish(f); err != nil {
-			log.Error("cannot read the file to hash it", "err", err)
-		}
-	}
-	if ahead != nil {
-		if sum, err = ahead.wait(); err != nil {
 			log.Error("cannot read the file to hash it", "err", err)
 		}
 	}
@@ -333,45 +323,6 @@ func (d *digest) finish(f *uploader.File) (string, error) {
 		}
 	}
 	return hex.EncodeToString(d.h.Sum(nil)), nil
-}
-
-// hashAheadMin is the size from which a file's SHA-256 is computed beside its upload, in a
-// goroutine of its own, rather than in the reads that feed it: there the hash is serial work
-// in the upload's path (about a quarter of the time of a 1 GiB upload on loopback); beside
-// it, it runs on a core the upload leaves idle. It reads the file a second time, from the
-// page cache where the file was just written.
-const hashAheadMin = 4 << 20
-
-// hashAhead is a SHA-256 of a file computed beside its upload.
-type hashAhead struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	sum    string
-	err    error
-}
-
-// startHash starts hashing f; stop (or ctx) ends it early.
-func startHash(ctx context.Context, f *uploader.File) *hashAhead {
-	ctx, cancel := context.WithCancel(ctx)
-	h := &hashAhead{cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(h.done)
-		sums, err := uploader.ComputeDigests(ctx, f, []uploader.Digest{uploader.SHA256})
-		h.sum, h.err = sums[uploader.SHA256], err
-	}()
-	return h
-}
-
-// wait returns the digest in hex once it is computed.
-func (h *hashAhead) wait() (string, error) {
-	<-h.done
-	return h.sum, h.err
-}
-
-// stop ends the hash if it still runs and waits for its goroutine.
-func (h *hashAhead) stop() {
-	h.cancel()
-	<-h.done
 }
 
 // requeueStopped puts a job cut by a stop back in the queue for the next start. A stop is

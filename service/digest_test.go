@@ -51,34 +51,3 @@ func TestDigestMatchesTheFile(t *testing.T) {
 		})
 	}
 }
-
-// The digest computed beside an upload is the file's, and stopping it early ends its
-// goroutine.
-func TestHashAheadMatchesTheFile(t *testing.T) {
-	data := make([]byte, hashAheadMin+3<<20+5)
-	for i := range data {
-		data[i] = byte(i*13 + i/777)
-	}
-	path := filepath.Join(t.TempDir(), "f.bin")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	f, err := uploader.OpenFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := startHash(t.Context(), f)
-	io.Copy(io.Discard, f.Section(0)) // the upload, reading beside it
-	got, err := h.wait()
-	if err != nil || got != hex.EncodeToString(sum[:]) {
-		t.Fatalf("digest %s (%v), want %x", got, err, sum)
-	}
-	h.stop() // after wait: returns at once
-	stopped := startHash(t.Context(), f)
-	stopped.stop()
-	if _, err := stopped.wait(); err == nil {
-		t.Log("the hash finished before the stop") // small files on a fast disk may
-	}
-}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,9 @@ type Harness struct {
 	// that cannot resume (UploadGig) leaves it false: a cut upload is then re-sent whole,
 	// exactly once, and the emulator still stores one file.
 	Resumable bool
+	// AccountRateLimit says a 429 limits the provider's whole account (RedGIFs): it must be
+	// classed RateLimited, with the wait asked for, rather than RetryAfter.
+	AccountRateLimit bool
 }
 
 // Sizes are the file sizes every provider must deliver byte for byte.
@@ -331,7 +335,10 @@ func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration
 	}
 	class, after := uploader.Classify(err)
 	want := uploader.Transient
-	if retryAfter > 0 {
+	switch {
+	case retryAfter > 0 && status == http.StatusTooManyRequests && h.AccountRateLimit:
+		want = uploader.RateLimited
+	case retryAfter > 0:
 		want = uploader.RetryAfter
 	}
 	if class != want {

@@ -1,0 +1,287 @@
+// Package redgifs is chute's provider for RedGIFs (API v2).
+//
+// For each file it asks for an upload ticket with the file's md5 (POST /v2/upload; the
+// engine computes the md5 in the same read as the sidecar's SHA-256, see NeedDigests), PUTs
+// the file to the signed S3 URL the ticket carries (unless the platform knows that md5 and
+// needs no upload), polls the ticket's status until the platform has processed the file,
+// creates the gif from the ticket (POST /v2/gifs/submit) and, with `wait: encoded`, polls the
+// gif's encoding until it is complete.
+//
+// The ticket id is checkpointed as soon as it is handed out, the end of the PUT and the gif
+// id the moment they are known. A resumed job asks the ticket's status before it decides to
+// PUT, so a file the platform already received is never sent again, and a gif is never
+// submitted twice once its id is saved.
+package redgifs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/chute-dev/chute/uploader"
+)
+
+// DefaultEndpoint is the base URL of RedGIFs' public API.
+const DefaultEndpoint = "https://api.redgifs.com"
+
+// WatchURL is where a gif is watched: the sidecar's url is WatchURL + the gif id.
+const WatchURL = "https://www.redgifs.com/watch/"
+
+// Values of the `wait` key: how far Upload waits before it returns.
+const (
+	// WaitUploaded returns once the ticket is ready and the gif submitted (the default).
+	WaitUploaded = "uploaded"
+	// WaitEncoded also waits for the gif's encoding to complete.
+	WaitEncoded = "encoded"
+)
+
+// DefaultMaxWait is how long Upload waits for RedGIFs to process a file, and then to encode
+// its gif, before it gives up.
+const DefaultMaxWait = 2 * time.Hour
+
+const (
+	// pollFloor is the least time between two status polls of one ticket or gif: RedGIFs'
+	// own rule. pollCap is what the pause between polls grows to.
+	pollFloor = time.Second
+	pollCap   = 30 * time.Second
+	// waitingGrace is how long a ticket may still say "waiting" after chute's PUT was
+	// answered 200 before chute concludes the platform never got the file and PUTs again.
+	waitingGrace = 2 * time.Minute
+	// expiredRetries is how many new tickets one attempt asks for when the signed URL is
+	// refused as expired.
+	expiredRetries = 2
+	// saveTimeout bounds a checkpoint save that must outlive a cancelled upload: losing the
+	// gif id would submit a second gif.
+	saveTimeout = 10 * time.Second
+)
+
+// Options are the `redgifs` provider's config keys (besides type, endpoint and concurrency).
+type Options struct {
+	// Token is a RedGIFs user token with the upload scope, sent as `Authorization: Bearer`.
+	Token string `yaml:"token" chute:"required,secret"`
+	// Tags are given to every gif.
+	Tags []string `yaml:"tags"`
+	// Private makes the gifs private.
+	Private bool `yaml:"private"`
+	// KeepAudio keeps the video's sound.
+	KeepAudio bool `yaml:"keep_audio"`
+	// Description is given to every gif ("": none).
+	Description string `yaml:"description"`
+	// Niches are the niches every gif is posted to (none: none).
+	Niches []string `yaml:"niches"`
+	// Wait is how far Upload waits: uploaded (default) or encoded.
+	Wait string `yaml:"wait"`
+	// MaxWait bounds the wait for processing, and then for encoding (default 2h).
+	MaxWait time.Duration `yaml:"max_wait"`
+}
+
+// DefaultOptions returns the options with their defaults set.
+func DefaultOptions() Options {
+	return Options{Wait: WaitUploaded, MaxWait: DefaultMaxWait}
+}
+
+// Validate reports every option with a value RedGIFs or chute cannot use. A zero Wait or
+// MaxWait stands for its default.
+func (o Options) Validate() []uploader.FieldError {
+	var errs []uploader.FieldError
+	switch {
+	case strings.TrimSpace(o.Token) == "":
+		errs = append(errs, uploader.FieldError{Key: "token", Msg: "required (or token_file): a RedGIFs user token with the upload scope"})
+	case strings.ContainsAny(strings.TrimSpace(o.Token), " \t\r\n\x00"):
+		errs = append(errs, uploader.FieldError{Key: "token", Msg: "must be one word, without spaces (not shown: it is a secret)"})
+	}
+	for i, t := range o.Tags {
+		if strings.TrimSpace(t) == "" {
+			errs = append(errs, uploader.FieldError{Key: fmt.Sprintf("tags[%d]", i), Msg: "must not be empty"})
+		}
+	}
+	for i, n := range o.Niches {
+		if strings.TrimSpace(n) == "" {
+			errs = append(errs, uploader.FieldError{Key: fmt.Sprintf("niches[%d]", i), Msg: "must not be empty"})
+		}
+	}
+	switch o.Wait {
+	case "", WaitUploaded, WaitEncoded:
+	default:
+		errs = append(errs, uploader.FieldError{Key: "wait", Msg: fmt.Sprintf("%q is not one of uploaded, encoded", o.Wait)})
+	}
+	if o.MaxWait < 0 {
+		errs = append(errs, uploader.FieldError{Key: "max_wait", Msg: "must be positive"})
+	}
+	return errs
+}
+
+// Type is the `redgifs` provider type.
+func Type() uploader.Type {
+	return uploader.Type{
+		Name:            "redgifs",
+		DefaultEndpoint: DefaultEndpoint,
+		NewOptions: func() any {
+			o := DefaultOptions()
+			return &o
+		},
+		New: func(env uploader.Env, options any) (uploader.Provider, error) {
+			o, ok := options.(*Options)
+			if !ok {
+				return nil, fmt.Errorf("redgifs: options are %T, want *redgifs.Options", options)
+			}
+			return New(env, *o)
+		},
+	}
+}
+
+// Provider uploads to RedGIFs. One Provider serves every job of one configured provider.
+type Provider struct {
+	api    *uploader.API
+	client *uploader.Client
+	opts   Options
+	polls  *pollTimes
+	now    func() time.Time
+}
+
+var (
+	_ uploader.Provider     = (*Provider)(nil)
+	_ uploader.DigestNeeder = (*Provider)(nil)
+)
+
+// New returns a `redgifs` provider. env.Endpoint "" means DefaultEndpoint.
+func New(env uploader.Env, opts Options) (*Provider, error) {
+	if errs := opts.Validate(); len(errs) > 0 {
+		msgs := make([]string, len(errs))
+		for i, e := range errs {
+			msgs[i] = e.Key + ": " + e.Msg
+		}
+		return nil, fmt.Errorf("redgifs: %s", strings.Join(msgs, "; "))
+	}
+	if env.Client == nil {
+		return nil, errors.New("redgifs: no HTTP client")
+	}
+	endpoint := env.Endpoint
+	if endpoint == "" {
+		endpoint = DefaultEndpoint
+	}
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("redgifs: endpoint %q is not an http(s) URL", uploader.RedactURL(endpoint))
+	}
+	if opts.Wait == "" {
+		opts.Wait = WaitUploaded
+	}
+	if opts.MaxWait == 0 {
+		opts.MaxWait = DefaultMaxWait
+	}
+	token := strings.TrimSpace(opts.Token)
+	// Accept a token pasted with its scheme, as browsers' developer tools show it.
+	if len(token) > 7 && strings.EqualFold(token[:7], "bearer ") {
+		token = strings.TrimSpace(token[7:])
+	}
+	opts.Token = token
+	return &Provider{
+		api: &uploader.API{
+			Client:   env.Client,
+			Base:     strings.TrimRight(endpoint, "/"),
+			Header:   http.Header{"Authorization": {"Bearer " + token}},
+			Errors:   decodeErrors,
+			Redactor: uploader.NewRedactor(token),
+		},
+		client: env.Client,
+		opts:   opts,
+		polls:  newPollTimes(pollFloor),
+		now:    time.Now,
+	}, nil
+}
+
+// NeedDigests asks the engine for the file's md5: the ticket is asked for with it.
+func (p *Provider) NeedDigests() []uploader.Digest { return []uploader.Digest{uploader.MD5} }
+
+// Steps of an upload, as the checkpoint records them.
+const (
+	stepTicket    = "ticket"    // the ticket exists; whether the platform has the file is not known
+	stepUploaded  = "uploaded"  // the platform has the file (PUT answered 200, or known by md5)
+	stepSubmitted = "submitted" // the gif exists (GifID)
+)
+
+// checkpoint is what the provider saves. It holds no secret: not the token, not the signed
+// URL (a new one is asked for when needed).
+type checkpoint struct {
+	Step   string `json:"step"`
+	Ticket string `json:"ticket"`
+	// MD5 is the file's, as the ticket was asked for with it.
+	MD5 string `json:"md5"`
+	// UploadedAt is when the file reached the platform; the processing wait counts from it.
+	UploadedAt time.Time `json:"uploaded_at,omitzero"`
+	GifID      string    `json:"gif_id,omitempty"`
+	// SubmittedAt is when the gif was created; the encoding wait counts from it.
+	SubmittedAt time.Time `json:"submitted_at,omitzero"`
+}
+
+// Upload delivers job.File to RedGIFs as a gif and waits as the options say. It continues
+// from job.Checkpoint when there is one.
+func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Result, error) {
+	log := job.Log().With("provider", "redgifs")
+	sum, err := p.md5(ctx, job)
+	if err != nil {
+		return uploader.Result{}, err
+	}
+	cp, _ := uploader.LoadCheckpoint[checkpoint](job)
+	if cp.MD5 != "" && cp.MD5 != sum {
+		log.Warn("redgifs: the checkpoint is for other content, starting over", "ticket", cp.Ticket)
+		cp = checkpoint{}
+	}
+	cp.MD5 = sum
+	save := func(ctx context.Context) error {
+		// A step the platform has taken must be recorded even when the upload is being
+		// stopped: a lost ticket costs a ticket, a lost gif id a second gif.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), saveTimeout)
+		defer cancel()
+		return uploader.StoreCheckpoint(sctx, job, cp)
+	}
+
+	if cp.Step == "" || cp.Step == stepTicket {
+		if err := p.deliver(ctx, job, &cp, save, log); err != nil {
+			return uploader.Result{}, err
+		}
+	}
+	if cp.Step == stepUploaded {
+		if err := p.waitReady(ctx, &cp, save, log); err != nil {
+			return uploader.Result{}, err
+		}
+		if err := p.submit(ctx, job, &cp, save, log); err != nil {
+			return uploader.Result{}, err
+		}
+	}
+	if p.opts.Wait == WaitEncoded {
+		if err := p.waitEncoded(ctx, &cp, log); err != nil {
+			return uploader.Result{}, err
+		}
+	}
+	return uploader.Result{
+		ID:    cp.GifID,
+		URL:   WatchURL + url.PathEscape(cp.GifID),
+		Extra: map[string]string{"ticket": cp.Ticket, "md5": cp.MD5},
+	}, nil
+}
+
+// md5 returns the file's md5 as the engine computed it, or computes it when the engine did
+// not (an engine without digest support): one more read of the file, but a correct ticket.
+func (p *Provider) md5(ctx context.Context, job *uploader.Job) (string, error) {
+	if sum := strings.ToLower(job.Digests[uploader.MD5]); len(sum) == 32 {
+		return sum, nil
+	}
+	job.Log().Debug("redgifs: no md5 from the engine; reading the file for it")
+	d, err := uploader.ComputeDigests(ctx, job.File, []uploader.Digest{uploader.MD5})
+	if err != nil {
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		return "", fmt.Errorf("redgifs: md5 of %s: %w", job.File.Name, err)
+	}
+	return d[uploader.MD5], nil
+}
+
+// save persists the checkpoint.
+type saveFunc func(ctx context.Context) error

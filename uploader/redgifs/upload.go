@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +88,7 @@ func (p *Provider) put(ctx context.Context, job *uploader.Job, t *ticket) error 
 		Expect:   []int{http.StatusOK},
 		What:     fmt.Sprintf("upload %q to the signed URL of ticket %s", f.Name, t.ID),
 		Errors:   decodeS3Errors,
-		Redactor: p.api.Redactor.With(*t.URL),
+		Redactor: p.api.Redactor.With(signature(*t.URL)...),
 	})
 	switch {
 	case err == nil:
@@ -97,6 +98,20 @@ func (p *Provider) put(ctx context.Context, job *uploader.Job, t *ticket) error 
 		return fmt.Errorf("redgifs: %w: %w", errExpired, err)
 	}
 	return fmt.Errorf("redgifs: %w", err)
+}
+
+// signature lists the query values of a signed URL (signature, credential, token): S3 echoes
+// some of them in its error answers.
+func signature(signed string) []string {
+	u, err := url.Parse(signed)
+	if err != nil {
+		return nil
+	}
+	var vals []string
+	for _, vs := range u.Query() {
+		vals = append(vals, vs...)
+	}
+	return vals
 }
 
 // failed is the permanent error of a ticket the platform could not process.

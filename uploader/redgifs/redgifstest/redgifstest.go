@@ -803,7 +803,11 @@ func (s *Server) relayHandler() http.Handler {
 			pr.SetURL(s.upstream) // the bucket's host, which the signature covers
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
+			// The bucket broke the connection (it may answer a refused PUT early and close
+			// before the body is in): the client sees a broken connection too, as it would
+			// talking to S3 itself.
+			if conn, _, herr := http.NewResponseController(w).Hijack(); herr == nil {
+				_ = conn.Close()
 				return
 			}
 			writeS3Error(w, http.StatusBadGateway, "BadGateway", "the relay could not reach the bucket: "+err.Error())

@@ -12,6 +12,7 @@ import (
 	"io"
 	"mime"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -26,6 +27,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 )
 
 func openTemp(t *testing.T, content []byte) *uploader.File {
@@ -457,27 +459,15 @@ func TestSendRedactsEchoedSecrets(t *testing.T) {
 // An answer trickled a byte at a time is cut at AnswerTimeout, as a transient error, though
 // every byte restarts the idle timeout.
 func TestAnswerDeadline(t *testing.T) {
-	stop := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var faults uploadertest.Faults
+	faults.Trickle(100 * time.Millisecond)
+	srv := httptest.NewServer(faults.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Length", "1000")
 		w.WriteHeader(http.StatusOK)
-		for range 1000 {
-			if _, err := w.Write([]byte("x")); err != nil {
-				return
-			}
-			w.(http.Flusher).Flush()
-			select {
-			case <-time.After(100 * time.Millisecond):
-			case <-stop:
-				return
-			case <-r.Context().Done():
-				return
-			}
-		}
-	}))
+		w.Write(pattern(1000))
+	})))
 	defer srv.Close()
-	defer close(stop)
 	c := newClient(t, uploader.ClientOptions{IdleTimeout: time.Second, AnswerTimeout: 700 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -642,3 +632,88 @@ func TestComputeDigests(t *testing.T) {
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 func jsonDecode(r io.Reader, v any) error { return json.NewDecoder(r).Decode(v) }
+
+func TestJSONErrorText(t *testing.T) {
+	keys := []string{"errors", "error", "detail", "message"}
+	cases := map[string]string{
+		`{"errors":{"name":["can't be blank"],"origin_url":["is invalid","must be https"]}}`:     "name: can't be blank; origin_url: is invalid, must be https",
+		`{"errors":{"video":{"name":["can't be blank"]}}}`:                                       "video.name: can't be blank",
+		`{"errors":["quota exceeded"]}`:                                                          "quota exceeded",
+		`{"error":"Invalid API key."}`:                                                           "Invalid API key.",
+		`{"detail":"Authentication credentials were not provided."}`:                             "Authentication credentials were not provided.",
+		`{"error":{"code":"AuthException","message":"missing authorization data","status":401}}`: "code: AuthException; message: missing authorization data; status: 401",
+		`{"errors":[],"message":"fallback"}`:                                                     "fallback",
+		"<html>502 Bad Gateway</html>":                                                           "",
+		"":                                                                                       "",
+	}
+	for body, want := range cases {
+		if got := uploader.JSONErrorText([]byte(body), keys...); got != want {
+			t.Errorf("JSONErrorText(%s) = %q, want %q", body, got, want)
+		}
+	}
+}
+
+func TestReadS3Error(t *testing.T) {
+	cases := []struct {
+		status int
+		body   string
+		class  uploader.Class
+		says   string
+	}{
+		{403, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we calculated does not match</Message><RequestId>R1</RequestId></Error>`, uploader.Permanent, "(SignatureDoesNotMatch): The request signature"},
+		{400, `<Error><Code>RequestTimeout</Code><Message>Your socket connection to the server was not read from or written to within the timeout period.</Message></Error>`, uploader.Transient, "RequestTimeout"},
+		{411, `<Error><Code>MissingContentLength</Code><Message>You must provide the Content-Length HTTP header.</Message></Error>`, uploader.Permanent, "Content-Length"},
+		{503, `<Error><Code>SlowDown</Code><Message>Reduce your request rate.</Message></Error>`, uploader.Transient, "SlowDown"},
+		{502, `<html>bad gateway</html>`, uploader.Transient, "bad gateway"},
+	}
+	for _, c := range cases {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(c.status)
+			io.WriteString(w, c.body)
+		}))
+		_, err := newClient(t, uploader.ClientOptions{}).Send(context.Background(), &uploader.Request{Method: "PUT", URL: srv.URL + "/b/k?X-Amz-Signature=abc", Errors: uploader.ReadS3Error})
+		srv.Close()
+		if cl, _ := uploader.Classify(err); cl != c.class || !strings.Contains(fmt.Sprint(err), c.says) || strings.Contains(fmt.Sprint(err), "abc") {
+			t.Errorf("%d %s: %v classed %v, want %v saying %q", c.status, c.body, err, cl, c.class, c.says)
+		}
+	}
+}
+
+// Answers read through Send give their connection back: twenty calls, one connection.
+func TestSendReusesConnections(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.Method == http.MethodHead {
+			w.Header().Set("Upload-Offset", "5")
+			return
+		}
+		fmt.Fprint(w, `{"n":1}`)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	c := newClient(t, uploader.ClientOptions{})
+	f := openTemp(t, pattern(4096))
+	for i := range 20 {
+		r := &uploader.Request{Method: http.MethodPatch, URL: srv.URL, Body: uploader.NewFileBody(f, 0, f.Size)}
+		switch i % 3 {
+		case 1:
+			r = &uploader.Request{Method: http.MethodHead, URL: srv.URL}
+		case 2:
+			var out struct{ N int }
+			r = &uploader.Request{URL: srv.URL, Out: &out}
+		}
+		if _, err := c.Send(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 20 sequential requests, want 1", n)
+	}
+}

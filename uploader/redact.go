@@ -112,7 +112,13 @@ func (r *Redactor) String(s string) string {
 		}
 	}
 	s = userinfoRE.ReplaceAllString(s, "${1}"+Redacted+"@")
-	return queryValueRE.ReplaceAllString(s, "${1}"+Redacted)
+	return queryValueRE.ReplaceAllStringFunc(s, func(m string) string {
+		name, value, _ := strings.Cut(m, "=")
+		if value == Redacted || value == "REDACTED" { // already hidden (RedactURL's word)
+			return m
+		}
+		return name + "=" + Redacted
+	})
 }
 
 // Error returns err with its message passed through String; it unwraps to err, so that its

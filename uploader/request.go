@@ -248,6 +248,16 @@ func setBody(req *http.Request, b Body) error {
 	return nil
 }
 
+// ParseEndpoint returns raw, a provider's configured endpoint, parsed, or an error (showing
+// it without credentials) when it is not an absolute http(s) URL.
+func ParseEndpoint(raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("endpoint %q is not an http(s) URL", RedactURL(raw))
+	}
+	return u, nil
+}
+
 // withQuery adds q to raw's query.
 func withQuery(raw string, q url.Values) (string, error) {
 	u, err := url.Parse(raw)

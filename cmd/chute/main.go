@@ -4,7 +4,7 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -12,33 +12,38 @@ import (
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
+	// SIGHUP reloads the config of a running daemon (reload.go); caught before anything
+	// else so that it never kills chute, whatever it is doing.
+	reloads := make(chan os.Signal, 1)
+	signal.Notify(reloads, syscall.SIGHUP)
+	hooks := &processHooks{reloads: reloads, stderr: os.Stderr}
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		<-sigs
-		fmt.Fprintln(os.Stderr, "chute: stopping (a second signal stops at once)")
+		hooks.say(slog.LevelInfo, "stopping (a second signal stops at once)")
 		cancel()
 		<-sigs
-		fmt.Fprintln(os.Stderr, "chute: stopped at once")
+		hooks.say(slog.LevelWarn, "stopped at once")
 		os.Exit(1)
 	}()
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	err := run(withHooks(ctx, hooks), os.Args[1:], os.Stdout, os.Stderr)
 	cancel()
-	os.Exit(exitCode(err))
+	os.Exit(exitCode(err, hooks))
 }
 
 // exitCode maps run's error to the process's exit status (the spec's table).
-func exitCode(err error) int {
+func exitCode(err error, hooks *processHooks) int {
 	if err == nil {
 		return 0
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, "chute:", ee.msg)
+			hooks.say(slog.LevelError, ee.msg)
 		}
 		return ee.code
 	}
-	fmt.Fprintln(os.Stderr, "chute:", err)
+	hooks.say(slog.LevelError, err.Error())
 	return 1
 }

@@ -164,9 +164,8 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("redgifs: endpoint %q is not an http(s) URL", uploader.RedactURL(endpoint))
+	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
+		return nil, fmt.Errorf("redgifs: %w", err)
 	}
 	if opts.Wait == "" {
 		opts.Wait = WaitUploaded

@@ -71,6 +71,7 @@ func TestConformance(t *testing.T) {
 		Listener:         s.UploadListener,
 		Stall:            s.Stall,
 		AccountRateLimit: true,
+		RateLimit:        func(after time.Duration) { s.RateLimitNext(1, int(after/time.Second)) },
 	})
 }
 

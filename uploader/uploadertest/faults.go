@@ -32,6 +32,7 @@ type Faults struct {
 	bodies    map[string]*atomic.Int64 // request body bytes read, by method
 
 	throttle atomic.Int64 // request body bytes a second, all requests together; 0: no limit
+	trickle  atomic.Int64 // nanoseconds between the bytes of an answer's body; 0: at once
 }
 
 // Record is one request an emulator received.
@@ -67,6 +68,10 @@ func (f *Faults) Stall(on bool) { f.gate.Stall(on) }
 // Throttle limits how fast request bodies are read, in bytes a second (0: no limit), so that
 // a test can cut or cancel an upload half-way.
 func (f *Faults) Throttle(bytesPerSecond int64) { f.throttle.Store(bytesPerSecond) }
+
+// Trickle sends every answer's body one byte every `every` (0: at once), as a server that
+// stalls half-way through its answer does.
+func (f *Faults) Trickle(every time.Duration) { f.trickle.Store(int64(every)) }
 
 // Requests returns the requests recorded so far, oldest first.
 func (f *Faults) Requests() []Record {
@@ -133,6 +138,9 @@ func SetRetryAfter(h http.Header, d time.Duration) {
 // has its body counted and throttled, and then goes to next.
 func (f *Faults) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if every := time.Duration(f.trickle.Load()); every > 0 {
+			w = &trickleWriter{ResponseWriter: w, every: every, ctx: r.Context()}
+		}
 		rec := &StatusRecorder{ResponseWriter: w}
 		var body *countingBody
 		if r.Body != nil && r.Body != http.NoBody {
@@ -195,6 +203,30 @@ func (b *countingBody) Read(p []byte) (int, error) {
 	b.read.Add(int64(n))
 	return n, err
 }
+
+// trickleWriter writes a byte at a time.
+type trickleWriter struct {
+	http.ResponseWriter
+	every time.Duration
+	ctx   context.Context
+}
+
+func (t *trickleWriter) Write(p []byte) (int, error) {
+	for i := range p {
+		if _, err := t.ResponseWriter.Write(p[i : i+1]); err != nil {
+			return i, err
+		}
+		_ = http.NewResponseController(t.ResponseWriter).Flush()
+		select {
+		case <-time.After(t.every):
+		case <-t.ctx.Done():
+			return i + 1, t.ctx.Err()
+		}
+	}
+	return len(p), nil
+}
+
+func (t *trickleWriter) Unwrap() http.ResponseWriter { return t.ResponseWriter }
 
 // StatusRecorder remembers the status a handler answered.
 type StatusRecorder struct {

@@ -56,6 +56,10 @@ type Harness struct {
 	// that cannot resume (UploadGig) leaves it false: a cut upload is then re-sent whole,
 	// exactly once, and the emulator still stores one file.
 	Resumable bool
+	// RateLimit, when set, makes the emulator answer the next request with the service's own
+	// account-wide rate-limit answer (UploadGig's code "-3", RedGIFs' 429 with error.delay),
+	// asking for a wait of after. The upload must then fail RateLimited, asking for after.
+	RateLimit func(after time.Duration)
 	// AccountRateLimit says a 429 limits the provider's whole account (RedGIFs): it must be
 	// classed RateLimited, with the wait asked for, rather than RetryAfter.
 	AccountRateLimit bool
@@ -71,6 +75,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("TransientStatus", func(t *testing.T) { testTransient(t, h, 503, 0) })
 	t.Run("RetryAfter", func(t *testing.T) { testTransient(t, h, 429, 2*time.Second) })
 	t.Run("ConnectionCut", func(t *testing.T) { testCut(t, h) })
+	t.Run("RateLimited", func(t *testing.T) { testRateLimited(t, h) })
 	t.Run("BadCredentials", func(t *testing.T) { testBadAuth(t, h) })
 	t.Run("CancelReturnsPromptly", func(t *testing.T) { testCancel(t, h) })
 }
@@ -254,6 +259,21 @@ func testSizes(t *testing.T, h Harness) {
 	}
 }
 
+// settled returns the emulator's counters once they stop moving: after a cancel or a cut,
+// the server may still be reading what was in flight.
+func settled(h Harness) Stats {
+	last := h.Stats()
+	for range 40 {
+		time.Sleep(50 * time.Millisecond)
+		now := h.Stats()
+		if now == last {
+			break
+		}
+		last = now
+	}
+	return last
+}
+
 // created runs one clean upload and returns how many objects the emulator counts for it, so
 // that tests with faults can demand no more than that.
 func created(t *testing.T, h Harness, p uploader.Provider, dir string) int {
@@ -288,26 +308,15 @@ func testResume(t *testing.T, h Harness) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("upload cancelled half-way returned %v, want context.Canceled", err)
 	}
-	if a.checkpoint == nil {
+	if h.Resumable && a.checkpoint == nil {
 		t.Fatal("no checkpoint was saved before the upload was cancelled")
 	}
-	mid := h.Stats()
+	mid := settled(h)
 	if mid.BytesReceived-before.BytesReceived >= size {
 		t.Fatal("the whole file arrived before the cancel: the test proves nothing")
 	}
-	res, err := a.until(t, h, p, f, 3)
-	if err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	SameBytes(t, h, res, path)
-	after := h.Stats()
-	if got := after.Created - before.Created; got != per {
-		t.Errorf("resume created %d objects, a clean upload creates %d", got, per)
-	}
-	if !h.Resumable {
-		if got := after.BytesReceived - mid.BytesReceived; got != size {
-			t.Errorf("after the cancel the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", got, size)
-		}
+	after, done := finish(t, h, &a, p, f, path, "the cancel", before, mid, per)
+	if done {
 		return
 	}
 	if a.firstProgress == 0 && mid.BytesReceived > before.BytesReceived {
@@ -316,6 +325,30 @@ func testResume(t *testing.T, h Harness) {
 	if got := after.BytesReceived - before.BytesReceived; got > size+size/20 {
 		t.Errorf("server received %d bytes for a %d-byte file (%.2fx): resume re-sent what it had", got, size, float64(got)/size)
 	}
+}
+
+// finish retries an interrupted upload (after what) to its end and checks that it made no
+// more objects than a clean upload (per); for a provider that cannot resume, that the file
+// was re-sent whole, once, since mid. It returns the final counters, and done when nothing
+// is left to check.
+func finish(t *testing.T, h Harness, a *attempt, p uploader.Provider, f *uploader.File, path, what string, before, mid Stats, per int) (Stats, bool) {
+	t.Helper()
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("retry after %s: %v", what, err)
+	}
+	SameBytes(t, h, res, path)
+	after := h.Stats()
+	if got := after.Created - before.Created; got != per {
+		t.Errorf("retry after %s created %d objects, a clean upload creates %d", what, got, per)
+	}
+	if h.Resumable {
+		return after, false
+	}
+	if got := after.BytesReceived - mid.BytesReceived; got != f.Size {
+		t.Errorf("after %s the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", what, got, f.Size)
+	}
+	return after, true
 }
 
 func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration) {
@@ -378,20 +411,9 @@ func testCut(t *testing.T, h Harness) {
 	if uploader.IsPermanent(err) {
 		t.Fatalf("a cut connection was classed permanent: %v", err)
 	}
-	mid := h.Stats()
-	res, err := a.until(t, h, p, f, 3)
-	if err != nil {
-		t.Fatalf("retry after a cut: %v", err)
-	}
-	SameBytes(t, h, res, path)
-	after := h.Stats()
-	if got := after.Created - before.Created; got != per {
-		t.Errorf("retry after a cut created %d objects, a clean upload creates %d", got, per)
-	}
-	if !h.Resumable {
-		if got := after.BytesReceived - mid.BytesReceived; got != size {
-			t.Errorf("after the cut the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", got, size)
-		}
+	mid := settled(h)
+	after, done := finish(t, h, &a, p, f, path, "a cut", before, mid, per)
+	if done {
 		return
 	}
 	if got := after.BytesReceived - before.BytesReceived; got > size*12/10 {
@@ -443,5 +465,34 @@ func testCancel(t *testing.T, h Harness) {
 		h.Stall(false)
 		<-done
 		t.Fatal("Upload did not return within 1s of its context being cancelled")
+	}
+}
+
+func testRateLimited(t *testing.T, h Harness) {
+	if h.RateLimit == nil {
+		t.Skip("the service has no account-wide rate-limit answer (Harness.RateLimit is nil)")
+	}
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	dir := t.TempDir()
+	per := created(t, h, p, dir)
+	path := MakeFile(t, dir, "limited.mp4", 1<<20)
+	f := OpenFile(t, path)
+	before := h.Stats()
+	const wait = 90 * time.Second
+	h.RateLimit(wait)
+	var a attempt
+	_, err := p.Upload(context.Background(), a.job(t, h, p, f, nil))
+	if class, after := uploader.Classify(err); class != uploader.RateLimited || after != wait {
+		t.Fatalf("the rate-limit answer gave %v classed %v after %v, want rate-limited after %v", err, class, after, wait)
+	}
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("upload once the limit passed: %v", err)
+	}
+	SameBytes(t, h, res, path)
+	if got := h.Stats().Created - before.Created; got != per {
+		t.Errorf("a rate-limited upload created %d objects, a clean upload creates %d", got, per)
 	}
 }

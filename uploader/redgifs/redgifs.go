@@ -45,8 +45,10 @@ const DefaultMaxWait = 2 * time.Hour
 
 const (
 	// pollFloor is the least time between two status polls of one ticket or gif: RedGIFs'
-	// own rule. pollCap is what the pause between polls grows to.
-	pollFloor = time.Second
+	// rule is 1 s, and the margin keeps network jitter (a first request that waits for a new
+	// connection, a second that reuses it) from bringing two polls closer at the platform.
+	// pollCap is what the pause between polls grows to.
+	pollFloor = time.Second + 100*time.Millisecond
 	pollCap   = 30 * time.Second
 	// waitingGrace is how long a ticket may still say "waiting" after chute's PUT was
 	// answered 200 before chute concludes the platform never got the file and PUTs again.

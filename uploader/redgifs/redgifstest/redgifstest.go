@@ -164,6 +164,10 @@ type Server struct {
 	api, s3 uploadertest.Faults
 	// putsOpen counts PUTs in progress at the relay, so that Stats can wait for them to end.
 	putsOpen atomic.Int64
+	// stallAfterPut stalls the API as the next PUT is answered 200; holdPut holds that
+	// answer itself, on putHold.
+	stallAfterPut, holdPut atomic.Bool
+	putHold                uploadertest.Gate
 
 	mu          sync.Mutex
 	tickets     map[string]*ticket
@@ -270,6 +274,16 @@ func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
 // without passing them on to the bucket.
 func (s *Server) FailNextPut(n, status int) { s.s3.FailNext(n, status, 0) }
 
+// StallAfterPut stalls the API (as Stall(true) does) the moment the next PUT is answered 200,
+// before the client can see the answer: a test can then kill the client right after the PUT,
+// before it reaches the API again. Stall(false) releases it.
+func (s *Server) StallAfterPut() { s.stallAfterPut.Store(true) }
+
+// HoldNextPutAnswer holds the answer of the next PUT the bucket accepted (200) until
+// Stall(false), and stalls the API meanwhile: the file is in the bucket, and the client has
+// not heard so.
+func (s *Server) HoldNextPutAnswer() { s.holdPut.Store(true) }
+
 // Throttle slows the PUT bodies the relay reads to bytesPerSecond (0: no limit).
 func (s *Server) Throttle(bytesPerSecond int64) { s.s3.Throttle(bytesPerSecond) }
 
@@ -321,6 +335,9 @@ func (s *Server) KnowMD5(md5hex string) string {
 func (s *Server) Stall(on bool) {
 	s.api.Stall(on)
 	s.s3.Stall(on)
+	if !on {
+		s.putHold.Stall(false)
+	}
 }
 
 // Counters returns what the emulator has seen.
@@ -838,7 +855,7 @@ func (s *Server) countPuts(next http.Handler) http.Handler {
 		}
 		s.putsOpen.Add(1)
 		defer s.putsOpen.Add(-1)
-		pw := &putWriter{ResponseWriter: w, s: s}
+		pw := &putWriter{ResponseWriter: w, s: s, r: r}
 		defer pw.count(0)
 		next.ServeHTTP(pw, r)
 	})
@@ -848,6 +865,7 @@ func (s *Server) countPuts(next http.Handler) http.Handler {
 type putWriter struct {
 	http.ResponseWriter
 	s       *Server
+	r       *http.Request
 	counted bool
 }
 
@@ -856,6 +874,14 @@ func (w *putWriter) count(status int) {
 		return
 	}
 	w.counted = true
+	if status == http.StatusOK && w.s.stallAfterPut.CompareAndSwap(true, false) {
+		w.s.api.Stall(true)
+	}
+	if status == http.StatusOK && w.s.holdPut.CompareAndSwap(true, false) {
+		w.s.api.Stall(true)
+		w.s.putHold.Stall(true)
+		defer w.s.putHold.Wait(w.r.Context())
+	}
 	w.s.mu.Lock()
 	w.s.counters.Puts++
 	if status == http.StatusOK {

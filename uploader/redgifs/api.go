@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"net/http"
@@ -246,24 +245,4 @@ func errorText(raw json.RawMessage) string {
 		return code
 	}
 	return msg
-}
-
-// decodeS3Errors reads the signed URL's answers: S3's XML <Error>. A 403 is an expired (or
-// otherwise refused) signature, which a new ticket mends; EntityTooLarge is permanent; the
-// rest is worth another try, as RedGIFs' documentation says of anything but 200.
-func decodeS3Errors(a *uploader.Answer, f *uploader.Fault) {
-	if !f.Failed {
-		return
-	}
-	var e struct {
-		Code    string `xml:"Code"`
-		Message string `xml:"Message"`
-	}
-	if xml.Unmarshal(a.Body, &e) == nil {
-		f.Code, f.Message = e.Code, e.Message
-	}
-	f.Class = uploader.Transient
-	if e.Code == "EntityTooLarge" {
-		f.Class = uploader.Permanent
-	}
 }

@@ -82,12 +82,13 @@ func (p *Provider) put(ctx context.Context, job *uploader.Job, t *ticket) error 
 	f := job.File
 	body := uploader.NewFileBody(f, 0, f.Size).WithType(uploader.ContentType(f.Name)).WithProgress(job.ReportProgress)
 	_, err := p.client.Send(ctx, &uploader.Request{
-		Method:   http.MethodPut,
-		URL:      *t.URL,
-		Body:     body,
-		Expect:   []int{http.StatusOK},
-		What:     fmt.Sprintf("upload %q to the signed URL of ticket %s", f.Name, t.ID),
-		Errors:   decodeS3Errors,
+		Method: http.MethodPut,
+		URL:    *t.URL,
+		Body:   body,
+		Expect: []int{http.StatusOK},
+		What:   fmt.Sprintf("upload %q to the signed URL of ticket %s", f.Name, t.ID),
+		// S3's own XML errors; a 403 (an expired signature) is this provider's to mend.
+		Errors:   uploader.ReadS3Error,
 		Redactor: p.api.Redactor.With(signature(*t.URL)...),
 	})
 	switch {

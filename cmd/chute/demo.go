@@ -15,6 +15,7 @@ import (
 	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
 	"github.com/chute-dev/chute/uploader/tus/tustest"
 	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
+	"github.com/chute-dev/chute/uploader/uploadgig/uploadgigtest"
 )
 
 // emulator is one provider's local stand-in, as `chute demo` runs it.
@@ -129,6 +130,17 @@ func startEmulators(root string) ([]*emulator, error) {
 		yaml:   fmt.Sprintf("  rg:\n    type: redgifs\n    endpoint: %s\n    token: %s\n    tags: [demo]\n", rg.URL, demoToken),
 		inbox:  filepath.Join(root, "inbox", "redgifs"),
 		closer: func() error { return errors.Join(rg.Close(), bucket.Close()) },
+	})
+	const demoUser, demoPass = "demo@example.com", "demo-pass"
+	ug, err := uploadgigtest.Start(uploadgigtest.Options{Dir: filepath.Join(root, "servers", "uploadgig"), User: demoUser, Pass: demoPass, LoginsPerMinute: 60})
+	if err != nil {
+		return emus, fmt.Errorf("start the uploadgig emulator: %w", err)
+	}
+	emus = append(emus, &emulator{
+		name:   "ug",
+		yaml:   fmt.Sprintf("  ug:\n    type: uploadgig\n    endpoint: %s\n    user: %s\n    pass: %s\n    login_interval: 1s\n    rate_limit_wait: 1m\n", ug.URL, demoUser, demoPass),
+		inbox:  filepath.Join(root, "inbox", "uploadgig"),
+		closer: ug.Close,
 	})
 	return emus, nil
 }

@@ -111,7 +111,8 @@ func TestExamplesLoadWithRealProviders(t *testing.T) {
 	reg := registry()
 	t.Setenv("GCORE_API_KEY", "k")
 	t.Setenv("REDGIFS_TOKEN", "t0ken")
-	for _, name := range []string{"tus.yaml", "gcore.yaml", "redgifs.yaml"} {
+	t.Setenv("UPLOADGIG_PASS", "p")
+	for _, name := range []string{"tus.yaml", "gcore.yaml", "redgifs.yaml", "uploadgig.yaml"} {
 		path := filepath.Join("..", "..", "configs", "examples", name)
 		_, err := configs.Load(path, configs.Options{SkipFilesystem: true, Types: func(n string) (configs.TypeInfo, bool) {
 			ty, ok := reg.Lookup(n)

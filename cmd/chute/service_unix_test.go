@@ -133,7 +133,7 @@ func TestNotifySocketAndSIGHUP(t *testing.T) {
 	sighup("a reload of the same config", 3)
 	waitFor(t, 10*time.Second, func() bool {
 		l := d.logs.String()
-		return strings.Contains(l, "reload: applied") || strings.Contains(l, "reload: not supported yet")
+		return strings.Contains(l, "reload: applied")
 	}, "the reload's log line", d.logs)
 
 	// SIGHUP with a broken config: every problem logged, the running config kept.
@@ -167,8 +167,7 @@ func TestNotifySocketAndSIGHUP(t *testing.T) {
 	}
 }
 
-// SIGHUP with a folder added: files dropped there are uploaded. It needs the engine's
-// Daemon.Reload; until the engine has it, chute says so and the test skips.
+// SIGHUP with a folder added: files dropped there are uploaded.
 func TestSIGHUPAddsFolder(t *testing.T) {
 	srv, dir, inbox, cfg := tusSetup(t, "", ", settle: 200ms")
 	d := startDaemonEnv(t, cfg)
@@ -182,14 +181,10 @@ func TestSIGHUPAddsFolder(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 20*time.Second, func() bool {
 		l := d.logs.String()
-		return strings.Contains(l, "reload: applied") || strings.Contains(l, "not supported yet") || strings.Contains(l, "refused")
+		return strings.Contains(l, "reload: applied") || strings.Contains(l, "refused")
 	}, "the reload's outcome", d.logs)
 	if strings.Contains(d.logs.String(), "refused") {
 		t.Fatalf("the engine refused a valid config; logs:\n%s", d.logs)
-	}
-	if strings.Contains(d.logs.String(), "not supported yet") {
-		d.stop(t)
-		t.Skip("the engine has no Daemon.Reload yet: chute logged \"reload: not supported yet\" and kept running")
 	}
 	f := filepath.Join(added, "new-folder.bin")
 	os.WriteFile(f, []byte("in a folder added by a reload"), 0o644)
@@ -216,7 +211,7 @@ func TestSIGHUPDuringUpload(t *testing.T) {
 	}
 	waitFor(t, 20*time.Second, func() bool {
 		l := d.logs.String()
-		return strings.Contains(l, "reload: applied") || strings.Contains(l, "not supported yet") || strings.Contains(l, "refused")
+		return strings.Contains(l, "reload: applied") || strings.Contains(l, "refused")
 	}, "the reload's outcome", d.logs)
 	if srv.Stats().BytesReceived >= size {
 		t.Fatal("the upload finished before the reload: the test proves nothing")

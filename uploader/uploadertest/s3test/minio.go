@@ -35,7 +35,7 @@ const InstallHint = "install the MinIO server with `(cd /tmp && go install " + M
 func FindMinIO(ctx context.Context) (string, error) {
 	if p := os.Getenv(MinIOEnv); p != "" {
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("%s=%s: %w; %s", MinIOEnv, p, err, InstallHint)
+			return "", fmt.Errorf("s3test: %s=%s: %w; %s", MinIOEnv, p, err, InstallHint)
 		}
 		return p, nil
 	}
@@ -54,7 +54,7 @@ func FindMinIO(ctx context.Context) (string, error) {
 		}
 		tried = append(tried, p)
 	}
-	return "", fmt.Errorf("no MinIO server binary (tried %s): %s", strings.Join(tried, ", "), InstallHint)
+	return "", fmt.Errorf("s3test: no MinIO server binary (tried %s): %s", strings.Join(tried, ", "), InstallHint)
 }
 
 // goBins are the directories `go install` may have put a binary in: GOBIN, else each
@@ -88,6 +88,9 @@ func goBins(ctx context.Context) []string {
 // creates the bucket, and puts a relay in front of it whose listener can cut connections.
 // Close stops the process.
 func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Direct && opts.Wrap != nil {
+		return nil, errors.New("s3test: Options.Wrap needs the relay, which Direct leaves out")
+	}
 	bin, err := FindMinIO(ctx)
 	if err != nil {
 		return nil, err
@@ -117,8 +120,9 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 		l    *uploadertest.Listener
 		host = p.addr
 	)
+	rc := &recorder{}
 	if !opts.Direct {
-		if r, err = startRelay(p.addr); err != nil {
+		if r, err = startRelay(p.addr, func(h http.Handler) http.Handler { return opts.handler(rc, h) }); err != nil {
 			p.stop()
 			cleanup()
 			return nil, err
@@ -134,14 +138,19 @@ func StartMinIO(ctx context.Context, opts Options) (*Server, error) {
 		return err
 	}
 	store := &minioStore{bucket: bucket}
-	s, err := newServer(KindMinIO, l, host, bucket, store, stop)
+	s, err := newServer(KindMinIO, l, host, bucket, store, rc, stop)
 	if err != nil {
 		stop()
 		return nil, err
 	}
-	store.client = s.client
+	// Reads go to MinIO itself, not through the relay: they are not the emulator's traffic
+	// and stay out of the request log.
+	if store.client, err = newClient(p.addr); err != nil {
+		s.Close()
+		return nil, err
+	}
 	s.exited = p.exited
-	if err := makeBucket(ctx, s.client, bucket, p); err != nil {
+	if err := makeBucket(ctx, store.client, bucket, p); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -324,105 +333,6 @@ func (t *tailBuffer) String() string {
 		return "(none)"
 	}
 	return s
-}
-
-// relay forwards TCP connections from its listener to MinIO, so that a test can cut a client's
-// connection mid-request as it can with the other emulators (MinIO's own listener is in
-// another process).
-type relay struct {
-	l      *uploadertest.Listener
-	target string
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  map[net.Conn]struct{}
-	closed bool
-}
-
-func startRelay(target string) (*relay, error) {
-	l, err := uploadertest.Listen()
-	if err != nil {
-		return nil, fmt.Errorf("s3test: %w", err)
-	}
-	r := &relay{l: l, target: target, conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
-	go r.serve()
-	return r, nil
-}
-
-func (r *relay) serve() {
-	defer r.wg.Done()
-	for {
-		c, err := r.l.Accept()
-		if err != nil {
-			return
-		}
-		r.wg.Add(1)
-		go r.pipe(c)
-	}
-}
-
-// track records c so that close can end it; false when the relay is closing.
-func (r *relay) track(c net.Conn) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closed {
-		return false
-	}
-	r.conns[c] = struct{}{}
-	return true
-}
-
-func (r *relay) untrack(c net.Conn) {
-	r.mu.Lock()
-	delete(r.conns, c)
-	r.mu.Unlock()
-	c.Close()
-}
-
-func (r *relay) pipe(c net.Conn) {
-	defer r.wg.Done()
-	if !r.track(c) {
-		c.Close()
-		return
-	}
-	defer r.untrack(c)
-	up, err := net.DialTimeout("tcp", r.target, 10*time.Second)
-	if err != nil {
-		return
-	}
-	if !r.track(up) {
-		up.Close()
-		return
-	}
-	defer r.untrack(up)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_, err := io.Copy(up, c)
-		if err != nil {
-			// A cut or reset client: MinIO must see the request end too.
-			up.Close()
-			return
-		}
-		if tc, ok := up.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-	}()
-	_, _ = io.Copy(c, up)
-	c.Close()
-	up.Close()
-	<-done
-}
-
-func (r *relay) close() {
-	r.mu.Lock()
-	r.closed = true
-	for c := range r.conns {
-		c.Close()
-	}
-	r.mu.Unlock()
-	r.l.Close()
-	r.wg.Wait()
 }
 
 // minioStore reads objects through MinIO's S3 API.

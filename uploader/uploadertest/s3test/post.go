@@ -18,8 +18,12 @@ import (
 	"time"
 )
 
-// maxPreData is S3's limit on a POST body's fields before the file (20 KB).
-const maxPreData = 20 << 10
+// maxPreData is S3's limit on a POST body's fields before the file (20 KB); maxParts bounds
+// the parts before it, as MinIO does.
+const (
+	maxPreData = 20 << 10
+	maxParts   = 1000
+)
 
 // postResponse is S3's answer to a POST upload with success_action_status 201.
 type postResponse struct {
@@ -69,6 +73,7 @@ func (st *standIn) post(w http.ResponseWriter, r *http.Request) {
 		file     *multipart.Part
 		fileName string
 		pre      int
+		parts    int
 	)
 	for file == nil {
 		part, err := mr.NextRawPart()
@@ -79,8 +84,18 @@ func (st *standIn) post(w http.ResponseWriter, r *http.Request) {
 			st.fail(w, r, malformed(err.Error()))
 			return
 		}
+		if parts++; parts > maxParts {
+			st.fail(w, r, malformed("too many parts"))
+			return
+		}
 		name := part.FormName()
 		if name == "" {
+			// Not a form field: skipped, but it counts against the limit all the same.
+			n, err := io.Copy(io.Discard, io.LimitReader(part, maxPreData+1))
+			if pre += int(n); err != nil || pre > maxPreData {
+				st.fail(w, r, malformed("a part that is not a form field"))
+				return
+			}
 			continue
 		}
 		if name == "file" {
@@ -119,12 +134,14 @@ func (st *standIn) post(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key = strings.ReplaceAll(key, "${filename}", fileName)
+	infoOf(r.Context()).key = key
 	limit := int64(maxPutSize)
 	if lengthRange != nil {
 		limit = lengthRange[1]
 	}
 	tmp, sum, n, err := st.receive(file, limit+1)
 	if err != nil {
+		infoOf(r.Context()).broken = true
 		st.discard(tmp)
 		st.fail(w, r, &s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: "The request body ended before the file did: " + err.Error(), Key: key})
 		return

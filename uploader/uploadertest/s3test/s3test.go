@@ -67,12 +67,24 @@ type Options struct {
 	// Listener to cut connections with, one copy less for benchmarks. The stand-in has no
 	// relay either way.
 	Direct bool
+	// Wrap, when set, wraps the S3 handler (the relay's or the stand-in's) inside the request
+	// log: an emulator's own fault knobs (uploadertest.Faults.Wrap) without a second hop.
+	// Not with Direct.
+	Wrap func(http.Handler) http.Handler
+}
+
+// handler is h inside opts.Wrap and the request log.
+func (o Options) handler(rc *recorder, h http.Handler) http.Handler {
+	if o.Wrap != nil {
+		h = o.Wrap(h)
+	}
+	return rc.wrap(h)
 }
 
 // Server is an S3 endpoint on 127.0.0.1 with one bucket. Its methods are safe for
 // concurrent use.
 type Server struct {
-	// Listener is the listener S3 clients connect through (a TCP relay in front of MinIO, the
+	// Listener is the listener S3 clients connect through (an HTTP relay in front of MinIO, the
 	// stand-in's own listener otherwise): cut connections with it, count the bytes it read.
 	// Nil for MinIO started with Options.Direct.
 	Listener *uploadertest.Listener
@@ -80,8 +92,9 @@ type Server struct {
 	kind     Kind
 	endpoint string // http://127.0.0.1:PORT, what presigned URLs point at
 	bucket   string
-	client   *minio.Client // presigns offline (region set); with MinIO also stats and reads
+	client   *minio.Client // presigns offline (region set) for the address clients use
 	objects  objectStore
+	rec      *recorder
 	stop     func() error
 	exited   <-chan struct{} // MinIO's process ended; nil for the stand-in
 	once     sync.Once
@@ -130,7 +143,7 @@ func StartWith(t testing.TB, opts Options) *Server {
 		s, err = StartMinIO(ctx, opts)
 	}
 	if err != nil {
-		t.Fatalf("s3test: %v", err)
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -141,13 +154,13 @@ func StartWith(t testing.TB, opts Options) *Server {
 }
 
 // newServer wires the parts every backend shares.
-func newServer(kind Kind, l *uploadertest.Listener, host, bucket string, objects objectStore, stop func() error) (*Server, error) {
+func newServer(kind Kind, l *uploadertest.Listener, host, bucket string, objects objectStore, rc *recorder, stop func() error) (*Server, error) {
 	endpoint := "http://" + host
 	client, err := newClient(host)
 	if err != nil {
 		return nil, err
 	}
-	return &Server{Listener: l, kind: kind, endpoint: endpoint, bucket: bucket, client: client, objects: objects, stop: stop}, nil
+	return &Server{Listener: l, kind: kind, endpoint: endpoint, bucket: bucket, client: client, objects: objects, rec: rc, stop: stop}, nil
 }
 
 // newClient is a minio-go client for host with the region set, so that presigning never asks
@@ -173,6 +186,14 @@ func (s *Server) URL() string { return s.endpoint }
 
 // Bucket is the bucket presigned URLs and forms write into.
 func (s *Server) Bucket() string { return s.bucket }
+
+// Requests are the S3 requests the server answered, oldest first (none for MinIO started
+// with Options.Direct). It waits (up to a second) for the requests being answered to end.
+func (s *Server) Requests() []Request { return s.rec.requests() }
+
+// Stall holds every S3 request until Stall(false) (or until its client gives up): a server
+// that stopped answering. No effect on MinIO started with Options.Direct.
+func (s *Server) Stall(on bool) { s.rec.gate.Stall(on) }
 
 // Close stops the server (and MinIO's process) and removes a temporary data directory.
 func (s *Server) Close() error {

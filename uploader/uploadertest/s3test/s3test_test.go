@@ -1,6 +1,7 @@
 package s3test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -14,11 +15,14 @@ import (
 	"io"
 	"io/fs"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -73,6 +77,65 @@ func TestStandIn(t *testing.T) {
 		resp := post(t, form, map[string]bool{"name": true}, nil, []byte("x"))
 		wantStatus(t, resp, http.StatusForbidden, "AccessDenied")
 		gone(t, s, "tmp/p1/noname.mp4")
+	})
+	t.Run("streamed, not held in memory", func(t *testing.T) {
+		// 64 MiB through the stand-in (client and server in this process) must allocate a
+		// small fraction of that: the bytes go to disk as they come.
+		const size = 64 << 20
+		ctx := context.Background()
+		u, err := s.PresignPut(ctx, "big/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		form := xvidForm(t, s, "tmp/p1/big.bin")
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		wantStatus(t, do(t, http.MethodPut, u, io.LimitReader(zeros{}, size), size, ""), http.StatusOK, "")
+		head, ctype := formBody(t, form.Values(), nil, nil)
+		// formBody wrote the closing boundary after an empty file: put the file before it.
+		tail := "\r\n--" + strings.TrimPrefix(ctype, "multipart/form-data; boundary=") + "--\r\n"
+		headBytes := bytes.TrimSuffix(head.Bytes(), []byte(tail))
+		body := io.MultiReader(bytes.NewReader(headBytes), io.LimitReader(zeros{}, size), strings.NewReader(tail))
+		wantStatus(t, do(t, http.MethodPost, form.URL, body, int64(len(headBytes))+size+int64(len(tail)), ctype), http.StatusCreated, "")
+		runtime.ReadMemStats(&after)
+		got := after.TotalAlloc - before.TotalAlloc
+		t.Logf("two %d MiB uploads allocated %d KiB", size>>20, got>>10)
+		if got > size/4 {
+			t.Errorf("the bodies are not streamed: %d bytes allocated for two of %d", got, size)
+		}
+		for _, key := range []string{"big/put.bin", "tmp/p1/big.bin"} {
+			if obj, err := s.Stat(ctx, key); err != nil || obj.Size != size {
+				t.Errorf("%s: %+v, %v; want %d bytes", key, obj, err, size)
+			}
+		}
+	})
+	t.Run("PUT without Content-Length 411", func(t *testing.T) {
+		// MinIO takes a PUT with no Content-Length as an empty object; S3 refuses it.
+		u, err := s.PresignPut(context.Background(), "put/nolength", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", pu.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", pu.RequestURI(), pu.Host)
+		resp, err := http.ReadResponse(bufio.NewReader(c), &http.Request{Method: http.MethodPut, URL: pu})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, http.StatusLengthRequired, "MissingContentLength")
+		gone(t, s, "put/nolength")
+	})
+	t.Run("fields before the file over 20 KB", func(t *testing.T) {
+		form := withField(xvidForm(t, s, "tmp/p1/big.mp4"), "name", strings.Repeat("n", 21<<10))
+		wantStatus(t, post(t, form, nil, nil, []byte("x")), http.StatusBadRequest, "MaxPostPreDataLengthExceeded")
 	})
 	t.Run("header-signed request refused", func(t *testing.T) {
 		req, err := http.NewRequest(http.MethodPut, s.URL()+"/"+s.Bucket()+"/k", strings.NewReader("x"))
@@ -154,6 +217,62 @@ func contract(t *testing.T, s *Server) {
 		gone(t, s, "put/signed.bin")
 		gone(t, s, "put/other.bin")
 	})
+	t.Run("keys with spaces and more", func(t *testing.T) {
+		for _, key := range []string{"put/a file (1) ü+&=.mp4", "put/%41?#.bin", "put/~tilde/x"} {
+			u, err := s.PresignPut(ctx, key, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader(key), int64(len(key)), ""), http.StatusOK, "")
+			sameObject(t, s, key, []byte(key))
+			form := xvidForm(t, s, "tmp/p1/"+key)
+			wantStatus(t, post(t, form, nil, nil, []byte(key)), http.StatusCreated, "")
+			sameObject(t, s, "tmp/p1/"+key, []byte(key))
+		}
+	})
+	t.Run("PUT refusals", func(t *testing.T) {
+		u, err := s.PresignPut(ctx, "put/refused.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPut, u, strings.NewReader("data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-MD5", "1B2M2Y8AsgTpgAmY7PhCfg==") // the md5 of nothing
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, resp, http.StatusBadRequest, "BadDigest")
+		other := strings.Replace(u, "X-Amz-Credential="+AccessKey, "X-Amz-Credential=someoneelse", 1)
+		wantStatus(t, do(t, http.MethodPut, other, strings.NewReader("data"), 4, ""), http.StatusForbidden, "InvalidAccessKeyId")
+		gone(t, s, "put/refused.bin")
+	})
+	t.Run("POST refusals", func(t *testing.T) {
+		form, err := s.PresignPost(PostPolicy{Fields: xvidFields("tmp/p1/small.mp4"), MaxSize: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, post(t, form, nil, nil, []byte("0123456789")), http.StatusCreated, "")
+		wantStatus(t, post(t, form, nil, nil, []byte("0123456789A")), http.StatusBadRequest, "EntityTooLarge")
+		sameObject(t, s, "tmp/p1/small.mp4", []byte("0123456789"))
+		// No file at all.
+		var b bytes.Buffer
+		mw := multipart.NewWriter(&b)
+		for _, f := range form.Values() {
+			mw.WriteField(f[0], f[1])
+		}
+		mw.Close()
+		wantStatus(t, do(t, http.MethodPost, form.URL, &b, int64(b.Len()), mw.FormDataContentType()), http.StatusBadRequest, "MalformedPOSTRequest")
+	})
+	t.Run("PUT URL used to GET", func(t *testing.T) {
+		u, err := s.PresignPut(context.Background(), "k", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, do(t, http.MethodGet, u, nil, 0, ""), http.StatusForbidden, "SignatureDoesNotMatch")
+	})
 	t.Run("expired 403", func(t *testing.T) {
 		t.Parallel() // it waits for its URLs to expire
 		old, err := s.ExpiredPutURL("put/expired.bin")
@@ -226,15 +345,7 @@ func contract(t *testing.T, s *Server) {
 	})
 	t.Run("POST policy violated", func(t *testing.T) {
 		form := xvidForm(t, s, "tmp/p1/ok.mp4")
-		set := func(name, value string) PostForm {
-			f := PostForm{URL: form.URL, Fields: append([]FormField(nil), form.Fields...)}
-			for i := range f.Fields {
-				if f.Fields[i].Name == name {
-					f.Fields[i].Value = value
-				}
-			}
-			return f
-		}
+		set := func(name, value string) PostForm { return withField(form, name, value) }
 		for _, c := range []struct {
 			what, field, value, code string
 		}{
@@ -283,6 +394,55 @@ func contract(t *testing.T, s *Server) {
 		if err := s.Delete(ctx, "del/me"); err != nil {
 			t.Fatalf("deleting a missing key: %v, want no error (as S3)", err)
 		}
+	})
+	t.Run("request log", func(t *testing.T) {
+		before := len(s.Requests())
+		u, err := s.PresignPut(ctx, "log/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("12345"), 5, ""), http.StatusOK, "")
+		sameObject(t, s, "log/put.bin", []byte("12345")) // s3test's own reads are not logged
+		wantStatus(t, do(t, http.MethodPut, u, io.MultiReader(strings.NewReader("12345")), -1, ""), http.StatusLengthRequired, "")
+		wantStatus(t, post(t, xvidForm(t, s, "tmp/p1/log.mp4"), nil, nil, []byte("abc")), http.StatusCreated, "")
+		bad := withField(xvidForm(t, s, "tmp/p1/log2.mp4"), "key", "elsewhere/log.mp4")
+		wantStatus(t, post(t, bad, nil, nil, []byte("abc")), http.StatusForbidden, "")
+		got := s.Requests()[before:]
+		if len(got) != 4 {
+			t.Fatalf("logged %d requests, want 4: %+v", len(got), got)
+		}
+		want := []Request{
+			{Method: "PUT", Key: "log/put.bin", Length: 5, Received: 5, Status: 200},
+			{Method: "PUT", Key: "log/put.bin", Length: -1, Status: 411, Code: "MissingContentLength"},
+			{Method: "POST", Key: "tmp/p1/log.mp4", Status: 201},
+			{Method: "POST", Status: 403, Code: "AccessDenied"},
+		}
+		for i, w := range want {
+			g := got[i]
+			if g.Method != w.Method || g.Key != w.Key || g.Status != w.Status || g.Code != w.Code ||
+				(w.Length != 0 && g.Length != w.Length) || (w.Received != 0 && g.Received != w.Received) {
+				t.Errorf("request %d logged %+v, want %+v", i, g, w)
+			}
+		}
+	})
+	t.Run("stall", func(t *testing.T) {
+		u, err := s.PresignPut(ctx, "stall/put.bin", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Stall(true)
+		defer s.Stall(false)
+		client := &http.Client{Timeout: 300 * time.Millisecond}
+		req, err := http.NewRequest(http.MethodPut, u, strings.NewReader("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a stalled server answered %d", resp.StatusCode)
+		}
+		s.Stall(false)
+		wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusOK, "")
 	})
 	t.Run("curl PUT and POST", func(t *testing.T) {
 		Curl(t)
@@ -347,6 +507,17 @@ func xvidFields(key string) []FormField {
 		{Name: "key", Value: key, StartsWith: true, Prefix: "tmp/p1/"},
 		{Name: "acl", Value: "private"},
 	}
+}
+
+// withField is form with one field's value changed (the signature no longer covers it).
+func withField(form PostForm, name, value string) PostForm {
+	f := PostForm{URL: form.URL, Fields: append([]FormField(nil), form.Fields...)}
+	for i := range f.Fields {
+		if f.Fields[i].Name == name {
+			f.Fields[i].Value = value
+		}
+	}
+	return f
 }
 
 func xvidForm(t *testing.T, s *Server, key string) PostForm {
@@ -612,4 +783,60 @@ func TestPresignPostForm(t *testing.T) {
 	if _, err := s.PresignPost(PostPolicy{Fields: []FormField{{Name: "acl", Value: "private"}}}); err == nil {
 		t.Error("a form without a key was signed")
 	}
+}
+
+// TestWrap checks that an emulator's own handler wrapper sees every S3 request, and that
+// what it answers is in the request log, on both backends.
+func TestWrap(t *testing.T) {
+	for _, kind := range []Kind{KindStandIn, KindMinIO} {
+		t.Run(string(kind), func(t *testing.T) {
+			var seen atomic.Int64
+			opts := Options{Dir: t.TempDir(), Wrap: func(next http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if seen.Add(1) == 1 {
+						w.WriteHeader(http.StatusServiceUnavailable)
+						return
+					}
+					next.ServeHTTP(w, r)
+				})
+			}}
+			var (
+				s   *Server
+				err error
+			)
+			if kind == KindStandIn {
+				s, err = StartStandIn(opts)
+			} else {
+				if os.Getenv(NoMinIOEnv) == "1" {
+					t.Skip(NoMinIOEnv + "=1: MinIO not used")
+				}
+				s, err = StartMinIO(context.Background(), opts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			u, err := s.PresignPut(context.Background(), "wrapped", time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusServiceUnavailable, "")
+			wantStatus(t, do(t, http.MethodPut, u, strings.NewReader("x"), 1, ""), http.StatusOK, "")
+			reqs := s.Requests()
+			if seen.Load() != 2 || len(reqs) != 2 || reqs[0].Status != 503 || reqs[1].Status != 200 {
+				t.Fatalf("the wrapper saw %d requests, the log %+v; want 2, answered 503 then 200", seen.Load(), reqs)
+			}
+		})
+	}
+	if _, err := StartMinIO(context.Background(), Options{Direct: true, Wrap: func(h http.Handler) http.Handler { return h }}); err == nil || !strings.Contains(err.Error(), "Wrap") {
+		t.Errorf("StartMinIO with Wrap and Direct: %v, want Wrap refused", err)
+	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

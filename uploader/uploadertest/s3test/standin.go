@@ -52,7 +52,8 @@ func StartStandIn(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("s3test: %w", err)
 	}
 	st := &standIn{dir: objDir, bucket: bucket, objects: map[string]Object{}, now: time.Now}
-	srv := &http.Server{Handler: st, ReadHeaderTimeout: 30 * time.Second}
+	rc := &recorder{}
+	srv := &http.Server{Handler: opts.handler(rc, st), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -69,7 +70,7 @@ func StartStandIn(opts Options) (*Server, error) {
 		cleanup()
 		return err
 	}
-	s, err := newServer(KindStandIn, l, l.Addr().String(), bucket, st, stop)
+	s, err := newServer(KindStandIn, l, l.Addr().String(), bucket, st, rc, stop)
 	if err != nil {
 		stop()
 		return nil, err
@@ -104,6 +105,7 @@ type s3Error struct {
 func (e *s3Error) Error() string { return e.Code + ": " + e.Message }
 
 func (st *standIn) fail(w http.ResponseWriter, r *http.Request, e *s3Error) {
+	infoOf(r.Context()).code = e.Code
 	e.Resource = r.URL.Path
 	e.RequestID = strconv.FormatInt(st.reqID.Add(1), 16)
 	e.HostID = "chute-s3-stand-in"
@@ -134,15 +136,24 @@ func (st *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		st.put(w, r, key)
 	case r.Method == http.MethodPost && key == "":
 		st.post(w, r)
+	case key != "" && r.URL.Query().Has("X-Amz-Signature"):
+		// A presigned URL used with another method: its signature does not match, as on S3.
+		if e := verifyPresigned(r, st.now()); e != nil {
+			e.Key = key
+			st.fail(w, r, e)
+			return
+		}
+		fallthrough
 	default:
 		st.fail(w, r, &s3Error{Status: http.StatusNotImplemented, Code: "NotImplemented",
 			Message: "The stand-in implements presigned PUT of an object and POST policy uploads to the bucket only."})
 	}
 }
 
-// noLength is S3's answer to a body without a Content-Length (a chunked one).
+// noLength is S3's answer to a request without a Content-Length: a chunked body, or no
+// header at all (which HTTP reads as an empty body, but S3 refuses).
 func noLength(r *http.Request) *s3Error {
-	if r.ContentLength >= 0 && len(r.TransferEncoding) == 0 {
+	if r.ContentLength >= 0 && len(r.TransferEncoding) == 0 && r.Header.Get("Content-Length") != "" {
 		return nil
 	}
 	return &s3Error{Status: http.StatusLengthRequired, Code: "MissingContentLength", Message: "You must provide the Content-Length HTTP header."}
@@ -174,6 +185,7 @@ func (st *standIn) put(w http.ResponseWriter, r *http.Request, key string) {
 	tmp, sum, n, err := st.receive(r.Body, r.ContentLength+1)
 	if err != nil || n != r.ContentLength {
 		// The client went away (or sent less than it announced): S3 stores nothing.
+		infoOf(r.Context()).broken = err != nil
 		st.discard(tmp)
 		st.fail(w, r, &s3Error{Status: http.StatusBadRequest, Code: "IncompleteBody", Message: "You did not provide the number of bytes specified by the Content-Length HTTP header.", Key: key})
 		return

@@ -17,7 +17,6 @@ import (
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/redgifs"
 	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
-	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 )
 
 const rgToken = "rg-crash-test-token-0123456789"
@@ -28,7 +27,7 @@ const rgToken = "rg-crash-test-token-0123456789"
 func redgifsSetup(t *testing.T, opts redgifstest.Options, token, extra string) (rg *redgifstest.Server, inbox, cfg string) {
 	t.Helper()
 	dir := t.TempDir()
-	opts.S3, opts.Token = s3test.Start(t), rgToken
+	opts.S3, opts.Token = redgifstest.StartS3(t), rgToken
 	rg, err := redgifstest.Start(opts)
 	if err != nil {
 		t.Fatal(err)

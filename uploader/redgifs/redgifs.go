@@ -15,7 +15,6 @@ package redgifs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -89,11 +88,8 @@ func DefaultOptions() Options {
 // Validate reports every option with a value RedGIFs or chute cannot use. A zero Wait or
 // MaxWait stands for its default.
 func (o Options) Validate() []uploader.FieldError {
-	var errs []uploader.FieldError
-	switch {
-	case strings.TrimSpace(o.Token) == "":
-		errs = append(errs, uploader.FieldError{Key: "token", Msg: "required (or token_file): a RedGIFs user token with the upload scope"})
-	case strings.ContainsAny(strings.TrimSpace(o.Token), " \t\r\n\x00"):
+	errs := uploader.OneLine("token", o.Token, true)
+	if len(errs) == 0 && strings.ContainsAny(bareToken(o.Token), " \t") {
 		errs = append(errs, uploader.FieldError{Key: "token", Msg: "must be one word, without spaces (not shown: it is a secret)"})
 	}
 	for i, t := range o.Tags {
@@ -117,23 +113,21 @@ func (o Options) Validate() []uploader.FieldError {
 	return errs
 }
 
+// bareToken is the token without the spaces around it and the scheme it may be pasted with
+// (browsers' developer tools show "Bearer <token>").
+func bareToken(t string) string {
+	t = strings.TrimSpace(t)
+	if len(t) > 7 && strings.EqualFold(t[:7], "bearer ") {
+		t = strings.TrimSpace(t[7:])
+	}
+	return t
+}
+
 // Type is the `redgifs` provider type.
 func Type() uploader.Type {
-	return uploader.Type{
-		Name:            "redgifs",
-		DefaultEndpoint: DefaultEndpoint,
-		NewOptions: func() any {
-			o := DefaultOptions()
-			return &o
-		},
-		New: func(env uploader.Env, options any) (uploader.Provider, error) {
-			o, ok := options.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("redgifs: options are %T, want *redgifs.Options", options)
-			}
-			return New(env, *o)
-		},
-	}
+	return uploader.NewType("redgifs", DefaultEndpoint, DefaultOptions, func(env uploader.Env, o Options) (uploader.Provider, error) {
+		return New(env, o)
+	})
 }
 
 // Provider uploads to RedGIFs. One Provider serves every job of one configured provider.
@@ -152,22 +146,12 @@ var (
 
 // New returns a `redgifs` provider. env.Endpoint "" means DefaultEndpoint.
 func New(env uploader.Env, opts Options) (*Provider, error) {
-	if errs := opts.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Key + ": " + e.Msg
-		}
-		return nil, fmt.Errorf("redgifs: %s", strings.Join(msgs, "; "))
+	if err := uploader.OptionsError("redgifs", opts.Validate()); err != nil {
+		return nil, err
 	}
-	if env.Client == nil {
-		return nil, errors.New("redgifs: no HTTP client")
-	}
-	endpoint := env.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
-		return nil, fmt.Errorf("redgifs: %w", err)
+	endpoint, err := env.EndpointURL("redgifs", DefaultEndpoint)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Wait == "" {
 		opts.Wait = WaitUploaded
@@ -175,16 +159,12 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if opts.MaxWait == 0 {
 		opts.MaxWait = DefaultMaxWait
 	}
-	token := strings.TrimSpace(opts.Token)
-	// Accept a token pasted with its scheme, as browsers' developer tools show it.
-	if len(token) > 7 && strings.EqualFold(token[:7], "bearer ") {
-		token = strings.TrimSpace(token[7:])
-	}
+	token := bareToken(opts.Token)
 	opts.Token = token
 	return &Provider{
 		api: &uploader.API{
 			Client:   env.Client,
-			Base:     strings.TrimRight(endpoint, "/"),
+			Base:     strings.TrimRight(endpoint.String(), "/"),
 			Header:   http.Header{"Authorization": {"Bearer " + token}},
 			Errors:   decodeErrors,
 			Redactor: uploader.NewRedactor(token),

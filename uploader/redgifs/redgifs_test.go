@@ -16,7 +16,6 @@ import (
 	"github.com/chute-dev/chute/uploader/redgifs"
 	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
 	"github.com/chute-dev/chute/uploader/uploadertest"
-	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 )
 
 const token = "rg-user-token-0123456789abcdef"
@@ -26,7 +25,7 @@ const token = "rg-user-token-0123456789abcdef"
 func emulator(t testing.TB, opts redgifstest.Options) *redgifstest.Server {
 	t.Helper()
 	if opts.S3 == nil {
-		opts.S3 = s3test.Start(t)
+		opts.S3 = redgifstest.StartS3(t)
 	}
 	if opts.Token == "" {
 		opts.Token = token
@@ -235,7 +234,7 @@ func TestNoDigestFromEngine(t *testing.T) {
 // A file whose md5 the platform knows is never PUT, in both answer shapes, and still becomes
 // a gif.
 func TestDedup(t *testing.T) {
-	s3 := s3test.Start(t)
+	s3 := redgifstest.StartS3(t)
 	for _, tc := range []struct {
 		name string
 		opts redgifstest.Options
@@ -567,6 +566,9 @@ func TestOptions(t *testing.T) {
 	}
 	if want := []string{"token", "tags[1]", "niches[0]", "wait", "max_wait"}; !slices.Equal(keys, want) {
 		t.Fatalf("problems with %v, want %v", keys, want)
+	}
+	if errs := (redgifs.Options{Token: " Bearer abc123 "}).Validate(); len(errs) != 0 {
+		t.Fatalf("a token pasted with its scheme: %v", errs)
 	}
 	if errs := (redgifs.Options{}).Validate(); len(errs) != 1 || errs[0].Key != "token" {
 		t.Fatalf("no token: %v", errs)

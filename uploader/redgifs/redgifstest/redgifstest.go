@@ -46,6 +46,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/chute-dev/chute/uploader"
@@ -931,4 +932,12 @@ func (s *Server) newGifIDLocked() string {
 			return id
 		}
 	}
+}
+
+// StartS3 starts the S3 server for a test's emulator: MinIO (the stand-in with
+// CHUTE_TEST_NO_MINIO=1) without s3test's relay, since the emulator's own relay is the one hop
+// in front of it. It stops when the test ends.
+func StartS3(t testing.TB) *s3test.Server {
+	t.Helper()
+	return s3test.StartWith(t, s3test.Options{Direct: true})
 }

@@ -16,7 +16,6 @@ import (
 
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
-	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 )
 
 const token = "user-token-with-upload-scope"
@@ -24,7 +23,7 @@ const token = "user-token-with-upload-scope"
 func start(t *testing.T, opts redgifstest.Options) *redgifstest.Server {
 	t.Helper()
 	if opts.S3 == nil {
-		opts.S3 = s3test.Start(t)
+		opts.S3 = redgifstest.StartS3(t)
 	}
 	opts.Token = token
 	s, err := redgifstest.Start(opts)
@@ -206,7 +205,7 @@ func waitRecords(t *testing.T, s *redgifstest.Server, n int) {
 // A file whose md5 is known needs no PUT: method and url null, in both answer shapes, and
 // status ready in the 2023 one (with the URL kept when ReadyWithURL).
 func TestKnownMD5(t *testing.T) {
-	s3 := s3test.Start(t)
+	s3 := redgifstest.StartS3(t)
 	sum := md5Of([]byte("known file"))
 	for _, tc := range []struct {
 		name    string

@@ -591,3 +591,35 @@ func TestOptions(t *testing.T) {
 		t.Fatal("default endpoint")
 	}
 }
+
+// A PUT that S3 answers 503 is worth another try, to the same ticket; the checkpoint never
+// holds the token or the signed URL.
+func TestPutFailsThenRecovers(t *testing.T) {
+	s := emulator(t, redgifstest.Options{})
+	p := provider(t, s, nil, redgifs.Options{})
+	j := newJob(t, p, 512<<10)
+	s.FailNextPut(1, 503)
+	_, err := j.attempt(context.Background())
+	if err == nil || uploader.IsPermanent(err) {
+		t.Fatalf("a PUT answered 503: %v, want a transient error", err)
+	}
+	ticket := j.checkpoint().Ticket
+	if ticket == "" {
+		t.Fatal("no ticket saved before the PUT")
+	}
+	res, err := j.until(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Extra["ticket"] != ticket {
+		t.Fatalf("the retry used ticket %q, the saved one is %q", res.Extra["ticket"], ticket)
+	}
+	if c := s.Counters(); c.TicketsCreated != 1 || c.Puts != 2 || c.PutsOK != 1 || c.GifsCreated != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	for _, leak := range []string{token, "X-Amz-Signature", "X-Amz-Credential", "http"} {
+		if strings.Contains(string(j.cp), leak) {
+			t.Fatalf("the checkpoint holds %q: %s", leak, j.cp)
+		}
+	}
+}

@@ -441,3 +441,65 @@ func TestFaultKnobs(t *testing.T) {
 		t.Fatalf("after the stall: %d", code)
 	}
 }
+
+// HoldNextPutAnswer keeps the accepted PUT's 200 from the client and stalls the API until
+// Stall(false); StallAfterPut lets the 200 through and stalls the API; FailNextPut refuses a
+// PUT without passing it on.
+func TestPutKnobs(t *testing.T) {
+	s := start(t, redgifstest.Options{})
+	file := []byte("held video")
+	_, tk := call(t, s, "POST", "/v2/upload", "application/json", `{"md5":"`+md5Of(file)+`"}`, bearer())
+	u := tk["url"].(string)
+	apiStalled := func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "POST", s.URL+"/v2/upload", nil)
+		req.Header.Set("Authorization", bearer())
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err != nil
+	}
+
+	s.FailNextPut(1, 503)
+	if code, _ := put(t, u, file, nil); code != 503 {
+		t.Fatalf("FailNextPut: %d", code)
+	}
+	if c := s.Counters(); c.Puts != 1 || c.PutsOK != 0 {
+		t.Fatalf("counters %+v", c)
+	}
+
+	s.HoldNextPutAnswer()
+	done := make(chan int, 1)
+	go func() { code, _ := put(t, u, file, nil); done <- code }()
+	for deadline := time.Now().Add(5 * time.Second); s.Counters().PutsOK != 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the PUT never reached the bucket")
+		}
+	}
+	select {
+	case code := <-done:
+		t.Fatalf("the held answer (%d) reached the client", code)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if !apiStalled() {
+		t.Fatal("the API answered while the PUT's answer was held")
+	}
+	s.Stall(false)
+	if code := <-done; code != 200 {
+		t.Fatalf("the released answer: %d", code)
+	}
+
+	s.StallAfterPut()
+	if code, _ := put(t, u, file, nil); code != 200 {
+		t.Fatalf("PUT with StallAfterPut: %d", code)
+	}
+	if !apiStalled() {
+		t.Fatal("the API answered after StallAfterPut's PUT")
+	}
+	s.Stall(false)
+	if apiStalled() {
+		t.Fatal("the API is still stalled after Stall(false)")
+	}
+}

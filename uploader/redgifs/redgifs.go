@@ -213,6 +213,13 @@ func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Resu
 		log.Warn("redgifs: the checkpoint is for other content, starting over", "ticket", cp.Ticket)
 		cp = checkpoint{}
 	}
+	switch {
+	case cp.Step == stepSubmitted && cp.GifID == "",
+		cp.Step == stepUploaded && cp.Ticket == "",
+		cp.Step != "" && cp.Step != stepTicket && cp.Step != stepUploaded && cp.Step != stepSubmitted:
+		log.Warn("redgifs: the checkpoint makes no sense, starting over", "step", cp.Step)
+		cp = checkpoint{}
+	}
 	cp.MD5 = sum
 	save := func(ctx context.Context) error {
 		// A step the platform has taken must be recorded even when the upload is being

@@ -623,3 +623,21 @@ func TestPutFailsThenRecovers(t *testing.T) {
 		}
 	}
 }
+
+// A checkpoint that makes no sense (a damaged or foreign one) starts the upload over rather
+// than ending it with an empty result.
+func TestNonsenseCheckpoint(t *testing.T) {
+	s := emulator(t, redgifstest.Options{})
+	p := provider(t, s, nil, redgifs.Options{})
+	for _, cp := range []string{`{"step":"submitted"}`, `{"step":"uploaded"}`, `{"step":"launched","ticket":"x"}`, `not json`} {
+		j := newJob(t, p, 1<<10)
+		j.cp = []byte(cp)
+		res, err := j.until(1)
+		if err != nil {
+			t.Fatalf("checkpoint %s: %v", cp, err)
+		}
+		if _, ok := s.Gif(res.ID); !ok {
+			t.Fatalf("checkpoint %s: result %+v names no gif", cp, res)
+		}
+	}
+}

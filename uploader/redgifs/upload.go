@@ -194,6 +194,14 @@ func (p *Provider) submit(ctx context.Context, job *uploader.Job, cp *checkpoint
 		Out:    &out,
 		What:   fmt.Sprintf("create the gif of %q", job.File.Name),
 	})
+	if statusCode(err) == http.StatusNotFound {
+		// The ticket is gone before a gif was made of it: start again with a new one.
+		*cp = checkpoint{MD5: cp.MD5}
+		if serr := save(ctx); serr != nil {
+			return serr
+		}
+		return uploader.TransientError(fmt.Errorf("redgifs: create the gif of %q: the upload ticket is gone; asking for a new one: %w", job.File.Name, err))
+	}
 	if err != nil {
 		return apiError(err)
 	}

@@ -10,8 +10,10 @@
 //     server, so that the emulator records each PUT, can cut it half-way, and rejects what AWS
 //     S3 rejects before MinIO sees it (chunked or missing Content-Length: 411; an
 //     Authorization header beside the query signature: 400). The signature, its expiry and
-//     the stored bytes are MinIO's own business. Options.Direct hands out MinIO's URLs
-//     unchanged instead (for benchmarks: nothing in between).
+//     the stored bytes are MinIO's own business; when the bucket breaks the relay's
+//     connection (an early refusal), the relay breaks the client's. Options.Direct hands out
+//     MinIO's URLs unchanged instead (for benchmarks: nothing in between). StartS3 starts the
+//     S3 server for a test, without s3test's own relay.
 //   - A ticket's status is computed when it is asked: "waiting" until the object is in the
 //     bucket; then, if its md5 (the ETag of a single PUT) is the ticket's, "pending" for
 //     Options.ReadyAfter and then "ready"; otherwise "failed". FailTickets makes new tickets
@@ -22,6 +24,11 @@
 //     the same ticket with a freshly signed URL.
 //   - Polls of one ticket's status, or of one gif's encoding status, closer than 1 s apart
 //     are counted as FastPolls and answered normally.
+//   - Every request is recorded (APIRequests, UploadRequests) and counted (Counters). Fault
+//     knobs: FailNext (any status, Retry-After), RateLimitNext (429 with error.delay only in
+//     the body), ExpireNextURLs (URLs S3 refuses as expired), FailNextPut, Throttle, Stall,
+//     StallAfterPut and HoldNextPutAnswer (to kill a client right after its PUT's 200),
+//     FailTickets, FailEncoding, KnowMD5.
 //   - Not mirrored: OAuth (any request with the configured token is a user token with the
 //     upload scope), galleries, the rest of the API, real encoding.
 package redgifstest

@@ -1142,7 +1142,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"full.yaml", "gcore.yaml", "redgifs.yaml", "tus.yaml", "uploadgig.yaml"} {
+	for _, want := range []string{"full.yaml", "gcore.yaml", "redgifs.yaml", "tus.yaml", "uploadgig.yaml", "xvid.yaml"} {
 		if !contains(baseNames(paths), want) {
 			t.Errorf("examples/%s is missing", want)
 		}

@@ -638,6 +638,10 @@ func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ok\n")
 }
 
+// ErrNoDaemon is returned (wrapped) by the calls to a running daemon when none answers on
+// the control socket.
+var ErrNoDaemon = errors.New("no daemon answers on the control socket")
+
 // controlClient talks to a running daemon's control socket.
 func controlClient(statePath string) *http.Client {
 	sock := ControlSocket(statePath)
@@ -671,6 +675,10 @@ func callDaemon(ctx context.Context, statePath, method, path string, in, out any
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return fmt.Errorf("%w: %w", ErrNoDaemon, err)
+		}
 		return fmt.Errorf("ask the running daemon: %w", err)
 	}
 	defer resp.Body.Close()

@@ -390,7 +390,10 @@ func TestReupload(t *testing.T) {
 	if err != nil || id == first.Job {
 		t.Fatalf("reupload: %d %v", id, err)
 	}
-	waitFor(t, func() bool { sc, err := service.ReadSidecar(p); return err == nil && sc.Job == id && sc.Status == "done" }, "the new job's sidecar")
+	waitFor(t, func() bool {
+		sc, err := service.ReadSidecar(p)
+		return err == nil && sc.Job == id && sc.Status == "done"
+	}, "the new job's sidecar")
 	e.checkDone(p, []byte("twice on purpose"))
 	if second := e.sidecar(p); second.ID == first.ID {
 		t.Errorf("the file was not uploaded again: %s", second.ID)

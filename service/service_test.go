@@ -510,7 +510,10 @@ func TestStatusHTTP(t *testing.T) {
 	}
 	// The sidecar is written just before the job is marked done: wait for the state.
 	var m string
-	waitFor(t, func() bool { m = get("/metrics"); return strings.Contains(m, `chute_jobs{provider="own",state="done"} 1`) }, "the job done in /metrics")
+	waitFor(t, func() bool {
+		m = get("/metrics")
+		return strings.Contains(m, `chute_jobs{provider="own",state="done"} 1`)
+	}, "the job done in /metrics")
 	for _, want := range []string{`chute_jobs{provider="own",state="done"} 1`, `chute_jobs_finished_total{provider="own",state="done"} 1`, `chute_uploaded_bytes_total{provider="own"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, m)

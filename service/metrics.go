@@ -162,8 +162,9 @@ func newInflight(provider string, sent *atomic.Int64) *inflight {
 // provider, short enough to follow a change of speed.
 const rateWindow = 10 * time.Second
 
-// rate returns the bytes a second of the last rateWindow (since the start while the
-// attempt is younger), and the bytes sent now. 0 while nothing is known.
+// rate returns the bytes a second of about the last rateWindow, as seen by the calls to
+// rate (status asking), or since the attempt started when there are no such samples, and
+// the bytes sent now. 0 while nothing is known.
 func (f *inflight) rate(now time.Time) (float64, int64) {
 	n := f.sent.Load()
 	f.mu.Lock()
@@ -175,8 +176,9 @@ func (f *inflight) rate(now time.Time) (float64, int64) {
 	for len(f.samples) > 2 && now.Sub(f.samples[1].at) >= rateWindow {
 		f.samples = f.samples[1:]
 	}
+	// The samples once they span a few seconds (status is watched), else since the start.
 	first := sample{f.start, f.from}
-	if now.Sub(f.start) > rateWindow && len(f.samples) > 1 {
+	if now.Sub(f.samples[0].at) >= 2*time.Second {
 		first = f.samples[0]
 	}
 	span := now.Sub(first.at).Seconds()

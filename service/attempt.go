@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		if errors.Is(err, store.ErrNotFound) {
 			return next{}
 		}
+		d.storeFailed(err)
 		d.log.Error("cannot load job; trying again later", "job", id, "err", err)
 		return d.later(d.minBackoff)
 	}
@@ -79,6 +82,9 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		return d.fail(job, pr, log, fmt.Sprintf("cannot read the file: %v. Fix its permissions, then run `chute retry %d`", unwrapPath(err), job.ID))
 	}
 	defer f.Close()
+	if rel, err := filepath.Rel(job.Folder, job.Path); err == nil && !strings.HasPrefix(rel, "..") {
+		f.RelPath = filepath.ToSlash(rel)
+	}
 	if f.Size != job.Size || !f.ModTime.Equal(job.ModTime) {
 		return d.abandon(job, log, "the file changed after it settled; its new content is uploaded as a new job")
 	}

@@ -76,6 +76,8 @@ type Daemon struct {
 	workers   sync.WaitGroup
 	rewatch   chan struct{} // a new watcher is in d.w: restart watching
 	readyOnce sync.Once
+	// fatal stops Run with an error (a damaged database); set by Run.
+	fatal func(error)
 
 	mu        sync.Mutex
 	scheduled map[uint64]bool        // queued in memory, held by a worker, or waiting on a timer
@@ -299,6 +301,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		errOnce.Do(func() { runErr = err })
 		cancel()
 	}
+	d.fatal = fail
 
 	if err := d.resume(ctx); err != nil {
 		return err
@@ -409,6 +412,12 @@ func (d *Daemon) guardState(ctx context.Context) error {
 // storeFailed records that the state database could not be written; storeOK that it could.
 // /healthz reports the state.
 func (d *Daemon) storeFailed(err error) {
+	if errors.Is(err, store.ErrDamaged) {
+		// Retrying cannot mend a damaged file: stop, and say what to do (exit status 3).
+		d.log.Error("stopping: the state database is damaged", "err", err)
+		d.fatal(err)
+		return
+	}
 	if d.dbErr.Swap(&err) == nil {
 		d.log.Error("cannot write the state database; retrying with backoff (is its disk full?)", "state", d.state, "err", err)
 	}
@@ -516,7 +525,7 @@ func (d *Daemon) addBatch(ctx context.Context, news []store.NewJob) ([]store.Add
 		}
 		d.storeFailed(err)
 		d.log.Warn("cannot record new files yet; retrying", "count", len(news), "retry_in", wait.String(), "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := uploader.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		wait = min(wait*2, 30*time.Second)
@@ -652,15 +661,4 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -1,13 +1,15 @@
 package uploader
 
 import (
+	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 )
 
-// NewType returns the Type of a provider whose options are an O: its NewOptions returns a *O
-// holding defaults(), and its New hands build the options the config filled in. It states
-// once what every provider's Type would otherwise repeat.
+// NewType returns the Type of a provider whose options struct is O: NewOptions hands the
+// config loader a *O filled with defaults(), and New calls build with the filled-in value.
+// It is the registry boilerplate every provider package would otherwise write again.
 func NewType[O any](name, defaultEndpoint string, defaults func() O, build func(env Env, opts O) (Provider, error)) Type {
 	return Type{
 		Name:            name,
@@ -25,6 +27,46 @@ func NewType[O any](name, defaultEndpoint string, defaults func() O, build func(
 			return build(env, *o)
 		},
 	}
+}
+
+// OptionsError joins what an options struct's Validate found into one error for a
+// provider's New ("gcore: wait: ...; priority: ..."), or returns nil when errs is empty.
+// (The config loader reports the same problems one by one, with their lines.)
+func OptionsError(provider string, errs []FieldError) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s: %s", provider, joinFieldErrors(errs))
+}
+
+// joinFieldErrors renders problems as "key: msg; key: msg".
+func joinFieldErrors(errs []FieldError) string {
+	msgs := make([]string, len(errs))
+	for i, e := range errs {
+		msgs[i] = e.Key + ": " + e.Msg
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// EndpointURL is the start of a provider's New: it checks that the environment has an HTTP
+// client and returns the configured endpoint, or def when none is configured, parsed. def ""
+// makes the endpoint required. Errors start with provider.
+func (e Env) EndpointURL(provider, def string) (*url.URL, error) {
+	if e.Client == nil {
+		return nil, fmt.Errorf("%s: no HTTP client", provider)
+	}
+	raw := e.Endpoint
+	if raw == "" {
+		raw = def
+	}
+	if raw == "" {
+		return nil, errors.New(provider + ": endpoint is required")
+	}
+	u, err := ParseEndpoint(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", provider, err)
+	}
+	return u, nil
 }
 
 // OneLine checks a required one-line option (a login, a key, a password): it returns the
@@ -52,13 +94,8 @@ func CheckOptions(opts any) error {
 	if !ok {
 		return nil
 	}
-	errs := v.Validate()
-	if len(errs) == 0 {
-		return nil
+	if errs := v.Validate(); len(errs) > 0 {
+		return errors.New(joinFieldErrors(errs))
 	}
-	msgs := make([]string, len(errs))
-	for i, e := range errs {
-		msgs[i] = e.Key + ": " + e.Msg
-	}
-	return fmt.Errorf("%s", strings.Join(msgs, "; "))
+	return nil
 }

@@ -30,7 +30,7 @@ func (nopProvider) Upload(context.Context, *uploader.Job) (uploader.Result, erro
 	return uploader.Result{}, nil
 }
 
-func TestNewType(t *testing.T) {
+func TestNewTypeOneLineCheckOptions(t *testing.T) {
 	ty := uploader.NewType("nop", "https://example.com", func() typeOpts { return typeOpts{Level: 3} },
 		func(env uploader.Env, o typeOpts) (uploader.Provider, error) {
 			if err := uploader.CheckOptions(o); err != nil {

@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/chute-dev/chute/store"
 )
 
 func main() {
@@ -36,6 +38,11 @@ func main() {
 func exitCode(err error, hooks *processHooks) int {
 	if err == nil {
 		return 0
+	}
+	if errors.Is(err, store.ErrDamaged) {
+		// Its own status: a service manager (or a script) can tell it from a bad config, and
+		// restarting will not help until someone moves the file aside, as the message says.
+		err = &exitError{code: 3, msg: err.Error()}
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {

@@ -828,7 +828,8 @@ func TestOverflowTriggersRescan(t *testing.T) {
 			return os.Open(name)
 		}
 	}
-	h := start(t, []Folder{{Path: dir, Settle: 100 * time.Millisecond}}, Options{}, prep)
+	rec := &recorder{}
+	h := start(t, []Folder{{Path: dir, Settle: 100 * time.Millisecond}}, Options{Observer: rec}, prep)
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
 	t.Cleanup(release) // runs before the harness stops Run
@@ -858,6 +859,11 @@ func TestOverflowTriggersRescan(t *testing.T) {
 	h.barrier(dir)
 	for _, p := range []string{a, b, stall, lost} {
 		h.wantCount(p, 1)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.overflow < 1 || rec.rescans[dir+" overflow"] < 1 {
+		t.Errorf("the observer heard of %d overflows and %d overflow rescans", rec.overflow, rec.rescans[dir+" overflow"])
 	}
 }
 

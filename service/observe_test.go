@@ -387,7 +387,10 @@ func TestReupload(t *testing.T) {
 	e.checkDone(p, []byte("twice on purpose"))
 	first := e.sidecar(p)
 	// The sidecar is written just before the job is marked done: wait for the state.
-	waitFor(t, func() bool { j, err := service.QueryJob(context.Background(), e.state, first.Job); return err == nil && j.State == store.Done }, "job done")
+	waitFor(t, func() bool {
+		j, err := service.QueryJob(context.Background(), e.state, first.Job)
+		return err == nil && j.State == store.Done
+	}, "job done")
 	id, err := service.RequestReupload(context.Background(), e.state, p)
 	if err != nil || id == first.Job {
 		t.Fatalf("reupload: %d %v", id, err)

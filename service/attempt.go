@@ -358,13 +358,13 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 	case uploader.RateLimited:
 		wait := d.capWait(after, d.backoff(1))
 		pr.gate.rateLimited(wait, msg, plog)
-		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
+		return d.waitWithProvider(ctx, job, log, sent, "rate-limited", fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
 	case uploader.RetryAfter:
 		wait := d.capWait(after, d.backoff(job.Attempts+1))
 		return d.retryWait(ctx, job, log, sent, wait, msg, false, class)
 	}
 	if pr.gate.failed(job.ID, isConnectionError(err), msg, plog) {
-		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
+		return d.waitWithProvider(ctx, job, log, sent, "unreachable", fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
 	}
 	if job.Attempts+1 >= pr.cfg.MaxAttempts {
 		job.Attempts++
@@ -398,10 +398,10 @@ func (d *Daemon) retryWait(ctx context.Context, job store.Job, log *slog.Logger,
 
 // waitWithProvider sends a job back to the front of its queue while its provider is paused;
 // the attempt does not count.
-func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, why string) next {
+func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, kind, why string) next {
 	_, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
 		j.State = store.Queued
-		j.NoteError(why, "")
+		j.NoteError(why, kind)
 		j.Sent = sent
 		return nil
 	})

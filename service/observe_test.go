@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -152,6 +153,17 @@ func TestMetrics(t *testing.T) {
 		if fams[name] == nil && !(strings.HasPrefix(name, "process_") && !processMetrics()) {
 			t.Errorf("/metrics lacks %s", name)
 		}
+	}
+
+	// Prometheus' own linter (what `promtool check metrics` runs) finds nothing to say.
+	var list []*dto.MetricFamily
+	for name, f := range fams {
+		if strings.HasPrefix(name, "chute_") {
+			list = append(list, f)
+		}
+	}
+	if problems, err := promlint.NewWithMetricFamilies(list).Lint(); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %+v", err, problems)
 	}
 
 	e.srv.FailNext(1, http.StatusTooManyRequests, 100*time.Millisecond)

@@ -75,6 +75,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 		reported: newReportedSet(),
 		missing:  make([]error, len(w.folders)),
 		unclean:  make([]bool, len(w.folders)),
+		roots:    make([]os.FileInfo, len(w.folders)),
 	}
 	for i := range w.folders {
 		f := &w.folders[i]
@@ -85,6 +86,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 		if !st.IsDir() {
 			return fmt.Errorf("watcher: folder %s: not a directory", f.Path)
 		}
+		r.roots[i] = st
 		if err := r.watchDir(f.Path, i); err != nil {
 			return err
 		}
@@ -114,7 +116,8 @@ type run struct {
 	// last scan could not watch or read some of its directories.
 	missing  []error
 	unclean  []bool
-	observed time.Time // the last Observe
+	roots    []os.FileInfo // each folder's root as watched, to notice it replaced
+	observed time.Time     // the last Observe
 }
 
 type watchedDir struct {
@@ -565,12 +568,21 @@ func (r *run) lookFolders(ctx context.Context) error {
 			if err != nil {
 				r.dropDir(f.Path)
 				r.lost(i, err)
+				continue
 			}
-			continue
+			if r.roots[i] == nil || os.SameFile(r.roots[i], st) {
+				continue
+			}
+			// No event says so when a file system is mounted over the folder: the watch
+			// would stay on the directory underneath, blind to what lands in the new one.
+			r.log.Warn("watched folder is another directory now (replaced, or a file system mounted over it); watching the new one", "folder", f.Path)
+			r.missing[i] = errors.New("the folder was replaced") // before dropDir: not "gone"
+			r.dropDir(f.Path)
 		}
 		if err != nil {
 			continue
 		}
+		r.roots[i] = st
 		ok, err := r.scanTree(ctx, f.Path, i)
 		if err != nil {
 			return err

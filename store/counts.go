@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -18,8 +19,16 @@ func (s *Store) CountsByProvider() (map[string]map[State]int, error) {
 				Provider string `json:"provider"`
 				State    State  `json:"state"`
 			}
-			if err := json.Unmarshal(v, &j); err != nil {
-				return fmt.Errorf("decode job %d: %w: %w", decodeID(k), errCorrupt, err)
+			var ok bool
+			if j.Provider, ok = firstString(v, `"provider":"`); ok {
+				var st string
+				st, ok = firstString(v, `"state":"`)
+				j.State = State(st)
+			}
+			if !ok {
+				if err := json.Unmarshal(v, &j); err != nil {
+					return fmt.Errorf("decode job %d: %w: %w", decodeID(k), errCorrupt, err)
+				}
 			}
 			m := out[j.Provider]
 			if m == nil {
@@ -34,4 +43,21 @@ func (s *Store) CountsByProvider() (map[string]map[State]int, error) {
 		return nil, fmt.Errorf("count jobs: %w", err)
 	}
 	return out, nil
+}
+
+// firstString returns the value of the first `"key":"` in a record, when it has no escapes:
+// a fast path for CountsByProvider, which runs at every scrape. Job records are written with
+// provider and state before any nested object (a result's extras could hold a "provider"
+// key), and a key cannot occur inside a string value, where its quotes would be escaped.
+func firstString(rec []byte, key string) (string, bool) {
+	i := bytes.Index(rec, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	rest := rec[i+len(key):]
+	end := bytes.IndexByte(rest, '"')
+	if end < 0 || bytes.IndexByte(rest[:end], '\\') >= 0 {
+		return "", false
+	}
+	return string(rest[:end]), true
 }

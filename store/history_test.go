@@ -88,3 +88,34 @@ func TestReuploadTakesIdentity(t *testing.T) {
 		t.Errorf("counts by provider %v %v", counts, err)
 	}
 }
+
+// What a /metrics scrape costs in the database with 10,000 jobs.
+func BenchmarkCountsByProvider10k(b *testing.B) {
+	s := openTest(b)
+	addAll(b, s, discovered("/in", 10000))
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := s.CountsByProvider(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// CountsByProvider's fast path reads the job's own provider and state, not a nested one.
+func TestCountsByProviderNested(t *testing.T) {
+	s := openTest(t)
+	added := addAll(t, s, discovered("/in", 1))
+	_, err := s.Update(context.Background(), added[0].Job.ID, func(j *Job) error {
+		j.State = Done
+		j.Result = &Result{ID: "x", URL: "u", Extra: map[string]string{"provider": "evil", "state": "failed"}}
+		j.Note(Event{What: "error", Text: `"provider":"evil2" "state":"queued"`})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts, err := s.CountsByProvider()
+	if err != nil || len(counts) != 1 || counts["gc"][Done] != 1 {
+		t.Errorf("counts %v %v", counts, err)
+	}
+}

@@ -103,9 +103,10 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 	}
 	sent := new(atomic.Int64)
 	sent.Store(job.Sent)
-	d.progress.Store(id, sent)
+	d.progress.Store(id, newInflight(pr.cfg.Name, sent))
 	defer d.progress.Delete(id)
 	log.Info("uploading", "attempt", job.Attempts+1, "resume", len(job.Checkpoint) > 0)
+	d.m.attempts.WithLabelValues(pr.cfg.Name).Inc()
 	started := time.Now()
 	var digests map[uploader.Digest]string
 	if len(job.Digests) > 0 {
@@ -135,6 +136,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		Logger:   log,
 	})
 	if err != nil {
+		d.m.uploadEnded(pr.cfg.Name, sent.Load()-job.Sent, false, 0)
 		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
 	}
 	pr.gate.succeeded(d.log.With("provider", pr.cfg.Name))
@@ -145,7 +147,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		}
 	}
 	elapsed := time.Since(started)
-	d.stats.bytes.Add(job.Size)
+	d.m.uploadEnded(pr.cfg.Name, job.Size-job.Sent, true, elapsed)
 
 	// What was uploaded must still be the file at the path, or the sidecar would lie.
 	now, serr := os.Stat(job.Path)
@@ -200,7 +202,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 // is kept in job either way.
 func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *uploader.File, log *slog.Logger) (next, bool) {
 	sc, err := ReadSidecar(job.Path)
-	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" {
+	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" || reuploading(*job) {
 		return next{}, false
 	}
 	sums, err := uploader.ComputeDigests(ctx, f, append([]uploader.Digest{uploader.SHA256}, pr.digests...))
@@ -354,6 +356,7 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 		return d.later(d.dbBackoff())
 	}
 	class, after := uploader.Classify(err)
+	d.m.failed(pr.cfg.Name, class, err)
 	msg := d.scrub.text(err.Error())
 	plog := d.log.With("provider", pr.cfg.Name)
 	switch class {
@@ -363,13 +366,13 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 	case uploader.RateLimited:
 		wait := d.capWait(after, d.backoff(1))
 		pr.gate.rateLimited(wait, msg, plog)
-		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
+		return d.waitWithProvider(ctx, job, log, sent, "rate-limited", fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
 	case uploader.RetryAfter:
 		wait := d.capWait(after, d.backoff(job.Attempts+1))
 		return d.retryWait(ctx, job, log, sent, wait, msg, false, class)
 	}
 	if pr.gate.failed(job.ID, isConnectionError(err), msg, plog) {
-		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
+		return d.waitWithProvider(ctx, job, log, sent, "unreachable", fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
 	}
 	if job.Attempts+1 >= pr.cfg.MaxAttempts {
 		job.Attempts++
@@ -385,7 +388,7 @@ func (d *Daemon) retryWait(ctx context.Context, job store.Job, log *slog.Logger,
 	j, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
 		j.State = store.RetryWait
 		j.NextAttempt = at.UTC()
-		j.LastError = msg
+		j.NoteError(msg, class.String())
 		j.Sent = sent
 		if counts {
 			j.Attempts++
@@ -396,17 +399,17 @@ func (d *Daemon) retryWait(ctx context.Context, job store.Job, log *slog.Logger,
 		log.Error("cannot record the failed attempt; trying again later", "err", err)
 		return d.later(max(wait, d.dbBackoff()))
 	}
-	d.stats.retried.Add(1)
+	d.m.retries.WithLabelValues(job.Provider).Inc()
 	log.Warn("upload failed; retrying later", "attempts", j.Attempts, "class", class.String(), "retry_in", wait.Round(time.Millisecond).String(), "err", msg)
 	return next{at: at}
 }
 
 // waitWithProvider sends a job back to the front of its queue while its provider is paused;
 // the attempt does not count.
-func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, why string) next {
+func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, kind, why string) next {
 	_, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
 		j.State = store.Queued
-		j.LastError = why
+		j.NoteError(why, kind)
 		j.Sent = sent
 		return nil
 	})

@@ -95,7 +95,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 			keepResult(j, job)
 			j.State = store.RetryWait
 			j.NextAttempt = time.Now().Add(wait).UTC()
-			j.LastError = msg
+			j.NoteError(msg, "ending")
 			return nil
 		}); uerr != nil {
 			log.Error("cannot record the failed ending", "err", uerr)
@@ -115,7 +115,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 		log.Error("cannot record the job as done; trying again later", "err", uerr)
 		return d.later(d.dbBackoff())
 	}
-	d.stats.done.Add(1)
+	d.m.ended(job.Provider, store.Done)
 	log.Info("done", "url", uploader.RedactURL(job.Result.URL), "sidecar", SidecarPath(target))
 	return next{}
 }
@@ -140,6 +140,9 @@ func (d *Daemon) end(job store.Job, log *slog.Logger, state store.State, why str
 		keepResult(j, job)
 		j.State = state
 		j.LastError = why
+		if state == store.Failed {
+			j.NoteError(why, "")
+		}
 		j.NextAttempt = time.Time{}
 		j.FinishedAt = time.Now().UTC()
 		return nil
@@ -148,11 +151,7 @@ func (d *Daemon) end(job store.Job, log *slog.Logger, state store.State, why str
 		log.Error("cannot record the job's end; trying again later", "err", err)
 		return d.later(d.dbBackoff())
 	}
-	if state == store.Failed {
-		d.stats.failed.Add(1)
-	} else {
-		d.stats.done.Add(1)
-	}
+	d.m.ended(job.Provider, state)
 	return next{}
 }
 
@@ -181,7 +180,7 @@ func (d *Daemon) fail(job store.Job, pr *providerRun, log *slog.Logger, msg stri
 	}
 	_, err := d.update(context.Background(), job.ID, func(j *store.Job) error {
 		j.State = store.Failed
-		j.LastError = msg
+		j.NoteError(msg, "")
 		j.NextAttempt = time.Time{}
 		j.FinishedAt = now
 		j.Attempts = job.Attempts
@@ -191,7 +190,7 @@ func (d *Daemon) fail(job store.Job, pr *providerRun, log *slog.Logger, msg stri
 		log.Error("cannot record the failed job; trying again later", "err", err)
 		return d.later(d.dbBackoff())
 	}
-	d.stats.failed.Add(1)
+	d.m.ended(job.Provider, store.Failed)
 	log.Error("upload failed", "err", msg)
 	return next{}
 }

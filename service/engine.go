@@ -39,6 +39,8 @@ type Options struct {
 	MaxRetryAfter time.Duration
 	// Ready, when set, is called once the database is open and the folders are watched.
 	Ready func()
+	// Version is the build's version, for the chute_build_info metric ("" : "dev").
+	Version string
 }
 
 // ErrStateReplaced is returned (wrapped) by Run when the state database file was deleted or
@@ -80,8 +82,10 @@ type Daemon struct {
 	mu        sync.Mutex
 	scheduled map[uint64]bool        // queued in memory, held by a worker, or waiting on a timer
 	timers    map[uint64]*time.Timer // retry_wait jobs
-	progress  sync.Map               // job id -> *atomic.Int64: bytes sent, for status
-	stats     counters
+	progress  sync.Map               // job id -> *inflight: the uploads running, for status and metrics
+	m         *metrics
+	// watchState is the watcher's last report on its folders, for health and metrics.
+	watchState atomic.Pointer[watchSnapshot]
 	// dbErr is the last error writing the state database, or nil once a write worked.
 	dbErr atomic.Pointer[error]
 }
@@ -99,11 +103,6 @@ type providerRun struct {
 	// Its workers: stop cancels them and waits (a reload that changes or removes it).
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-}
-
-type counters struct {
-	done, failed, retried atomic.Int64
-	bytes                 atomic.Int64
 }
 
 // New builds the daemon and its providers from a valid config.
@@ -145,6 +144,11 @@ func New(opts Options) (*Daemon, error) {
 	if d.maxAfter <= 0 {
 		d.maxAfter = time.Hour
 	}
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	d.m = newMetrics(d, version)
 	for name, pc := range opts.Config.Providers {
 		pr, err := d.newProvider(name, pc)
 		if err != nil {
@@ -154,6 +158,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	for _, f := range opts.Config.Folders {
 		d.folders[f.Path] = f
+		d.m.folder(f.Path)
 	}
 	return d, nil
 }
@@ -173,6 +178,8 @@ func (d *Daemon) newProvider(name string, pc *configs.Provider) (*providerRun, e
 		return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
 	}
 	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff), large: make(chan struct{}, pc.Concurrency)}
+	d.m.provider(name)
+	pr.gate.onPause = func(reason string) { d.m.pauses.WithLabelValues(name, reason).Inc() }
 	if dn, ok := p.(uploader.DigestNeeder); ok {
 		pr.digests = dn.NeedDigests()
 	}
@@ -185,7 +192,7 @@ func (d *Daemon) newWatcher(cfg *configs.Config) (*watcher.Watcher, error) {
 	for i, f := range cfg.Folders {
 		wfolders[i] = watcher.Folder{Path: f.Path, Recursive: f.Recursive, Include: f.Include, Exclude: f.Exclude, Settle: f.Settle, MaxWait: f.MaxWait}
 	}
-	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching})
+	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching, Observer: watchObserver{d}})
 }
 
 // watching is the watcher's word that its watches are set and its first scan is done.
@@ -338,7 +345,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.reloadMu.Unlock()
 	if d.cfg.Listen != "" {
-		srv, err := d.serveHTTP(d.cfg.Listen)
+		srv, err := d.serveHTTP(d.cfg.Listen, d.cfg.ListenToken)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -501,6 +508,7 @@ func (d *Daemon) ingest(ctx context.Context, batches <-chan []watcher.Ready) {
 		for _, a := range added {
 			if a.Added {
 				d.log.Info("queued", "job", a.Job.ID, "file", a.Job.Path, "size", a.Job.Size, "provider", a.Job.Provider)
+				d.m.discovered.WithLabelValues(a.Job.Provider).Inc()
 				d.enqueue(a.Job)
 			}
 		}

@@ -84,6 +84,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *configs.Config) error {
 	folders := make(map[string]*configs.Folder, len(cfg.Folders))
 	for _, f := range cfg.Folders {
 		folders[f.Path] = f
+		d.m.folder(f.Path)
 	}
 	d.cfgMu.Lock()
 	d.cfg, d.providers, d.folders, d.w = cfg, providers, folders, w

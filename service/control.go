@@ -541,7 +541,9 @@ func (d *Daemon) live(j store.Job, full bool) JobStatus {
 	var rate float64
 	if v, ok := d.progress.Load(j.ID); ok {
 		rate, sent = v.(*inflight).rate(now)
-		j.State = store.Uploading // in flight; the database has it once it checkpoints
+		if j.State == store.Queued || j.State == store.RetryWait {
+			j.State = store.Uploading // in flight; the database has it once it checkpoints
+		}
 	}
 	var s JobStatus
 	if full {

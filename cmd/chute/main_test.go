@@ -363,14 +363,17 @@ func TestStatusAndRetryOffline(t *testing.T) {
 		sc, err := service.ReadSidecar(filepath.Join(inbox, "a.mp4"))
 		return err == nil && sc.Status == "failed"
 	}, "a failed sidecar", d.logs)
-	// While the daemon runs, status goes through its socket.
-	out, _, err := runCLI(t, "status", "--config", cfg, "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	// While the daemon runs, status goes through its socket. The failed sidecar is written
+	// just before the state: wait for the state.
+	var out string
 	var jobs []service.JobStatus
-	if err := json.Unmarshal([]byte(out), &jobs); err != nil || len(jobs) != 1 || jobs[0].State != "failed" {
-		t.Fatalf("status --json while running: %v %s", err, out)
+	waitFor(t, 10*time.Second, func() bool {
+		o, _, err := runCLI(t, "status", "--config", cfg, "--json")
+		out = o
+		return err == nil && json.Unmarshal([]byte(o), &jobs) == nil && len(jobs) == 1 && jobs[0].State == "failed"
+	}, "status --json to show the job failed", d.logs)
+	if len(jobs) != 1 || jobs[0].State != "failed" {
+		t.Fatalf("status --json while running: %s", out)
 	}
 	d.stop(t)
 

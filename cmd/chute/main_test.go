@@ -377,7 +377,7 @@ func TestStatusAndRetryOffline(t *testing.T) {
 	}
 	d.stop(t)
 
-	out, _, err = runCLI(t, "status", "--config", cfg)
+	out, _, err := runCLI(t, "status", "--config", cfg)
 	if err != nil || !strings.Contains(out, "a.mp4") || !strings.Contains(out, "failed") || !strings.Contains(out, "500") {
 		t.Fatalf("status table: %v\n%s", err, out)
 	}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/chute-dev/chute/store"
+	"github.com/chute-dev/chute/uploader"
 )
 
 // JobStatus is one job as `chute status` shows it.
@@ -41,14 +42,15 @@ type JobStatus struct {
 // StatusOf describes j; sent overrides the saved progress when >= 0.
 func StatusOf(j store.Job, sent int64) JobStatus {
 	s := JobStatus{
-		ID: j.ID, File: j.Path, Provider: j.Provider, State: j.State, Size: j.Size,
+		ID: j.ID, File: displayPath(j.Path), Provider: j.Provider, State: j.State, Size: j.Size,
 		Sent: j.Sent, Attempts: j.Attempts, LastError: j.LastError, QueuedAt: j.QueuedAt,
 	}
 	if sent >= 0 {
 		s.Sent = sent
 	}
 	if j.Result != nil {
-		s.ResultID, s.URL, s.Extra = j.Result.ID, j.Result.URL, j.Result.Extra
+		// Query strings (tokens, signatures) and user info stay out of status output.
+		s.ResultID, s.URL, s.Extra = j.Result.ID, uploader.RedactURL(j.Result.URL), j.Result.Extra
 	}
 	if j.State == store.RetryWait && !j.NextAttempt.IsZero() {
 		t := j.NextAttempt
@@ -74,8 +76,9 @@ func ListJobs(st *store.Store) ([]JobStatus, error) {
 	return out, nil
 }
 
-// Retry puts failed jobs back in the queue: those in ids, and every failed one when failed
-// is true. It returns the ids requeued; an id that is not failed is an error.
+// Retry puts failed jobs back in the queue (and has jobs waiting for their next attempt run
+// now): those in ids, and every failed one when failed is true. It returns the jobs
+// requeued; an id that is neither failed nor waiting is an error.
 func Retry(ctx context.Context, st *store.Store, ids []uint64, failed bool) ([]store.Job, error) {
 	want := append([]uint64(nil), ids...)
 	if failed {
@@ -96,8 +99,14 @@ func Retry(ctx context.Context, st *store.Store, ids []uint64, failed bool) ([]s
 		}
 		seen[id] = true
 		j, err := st.Update(ctx, id, func(j *store.Job) error {
+			if j.State == store.RetryWait {
+				// Waiting for its next attempt: run it now.
+				j.State = store.Queued
+				j.NextAttempt = time.Time{}
+				return nil
+			}
 			if j.State != store.Failed {
-				return fmt.Errorf("job %d is %s, not failed", j.ID, j.State)
+				return fmt.Errorf("job %d is %s, not failed or waiting to retry", j.ID, j.State)
 			}
 			if _, err := os.Stat(j.Path); err != nil {
 				return fmt.Errorf("job %d: the file %s is gone", j.ID, j.Path)
@@ -164,11 +173,24 @@ func serve(l net.Listener, h http.Handler, path string) *server {
 	return s
 }
 
+// refuseRunningDaemon returns an error wrapping store.ErrInUse when a daemon answers on the
+// control socket of statePath: it runs on this database even if the database file was
+// deleted or replaced under it (its lock would then not keep a second daemon out).
+func refuseRunningDaemon(statePath string) error {
+	c, err := net.DialTimeout("unix", ControlSocket(statePath), 500*time.Millisecond)
+	if err != nil {
+		return nil
+	}
+	c.Close()
+	return fmt.Errorf("state database %s is %w (its control socket %s answers)", statePath, store.ErrInUse, ControlSocket(statePath))
+}
+
 // serveControl answers `chute status` and `chute retry` on a Unix socket beside the state
 // database: the database itself is locked while the daemon runs.
 func (d *Daemon) serveControl() (*server, error) {
 	path := ControlSocket(d.cfg.State)
-	// We hold the database lock, so a socket file left here is stale.
+	// We hold the database lock, and refuseRunningDaemon found no daemon answering: a socket
+	// file left here is stale.
 	_ = os.Remove(path)
 	l, err := net.Listen("unix", path)
 	if err != nil {
@@ -191,7 +213,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		ans := retryAnswer{}
 		for _, j := range jobs {
 			ans.Requeued = append(ans.Requeued, j.ID)
-			d.enqueue(j)
+			d.runNow(j)
 		}
 		if err != nil {
 			ans.Error = err.Error()
@@ -239,6 +261,13 @@ func (d *Daemon) jobs() ([]JobStatus, error) {
 			sent = v.(interface{ Load() int64 }).Load()
 		}
 		out[i] = StatusOf(j, sent)
+		if pr, ok := d.providers[j.Provider]; ok && (j.State == store.Queued || j.State == store.Uploading) {
+			if kind, why, until := pr.gate.paused(); kind != "" {
+				t := until
+				out[i].NextAttempt = &t
+				out[i].LastError = fmt.Sprintf("waiting: provider %s is %s until %s: %s", j.Provider, kind, until.Local().Format(time.TimeOnly), why)
+			}
+		}
 	}
 	return out, nil
 }
@@ -251,6 +280,10 @@ func (d *Daemon) serveHTTP(addr string) (*server, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if e := d.dbErr.Load(); e != nil {
+			http.Error(w, "unhealthy: the state database cannot be written ("+d.scrub.text((*e).Error())+"); chute retries by itself", http.StatusServiceUnavailable)
+			return
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /v1/jobs", d.serveJobs)

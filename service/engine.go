@@ -1,22 +1,15 @@
 // Package service is chute's daemon: it turns ready files into jobs in the state database,
-// runs them through their providers with per-provider workers, retries with backoff, writes
-// sidecars, applies after-actions, and answers status and retry requests.
+// runs them through their providers with per-provider workers, retries with backoff, pauses a
+// provider that is down or rate-limited, writes sidecars, applies after-actions, and answers
+// status and retry requests.
 package service
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
-	"io"
-	"io/fs"
 	"log/slog"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +24,8 @@ import (
 type Options struct {
 	Config   *configs.Config
 	Registry *uploader.Registry
-	// Logger receives the daemon's logs (nil: discarded).
+	// Logger receives the daemon's logs (nil: discarded). Configured secrets are scrubbed
+	// from every line.
 	Logger *slog.Logger
 	// HTTP is the shared HTTP helper (nil: a new one).
 	HTTP *uploader.Client
@@ -39,18 +33,31 @@ type Options struct {
 	Rescan time.Duration
 	// MinBackoff and MaxBackoff bound the wait between attempts (defaults 2s and 10 min).
 	MinBackoff, MaxBackoff time.Duration
+	// MaxRetryAfter caps the wait a server may ask for with Retry-After or a rate-limit
+	// answer (default 1h).
+	MaxRetryAfter time.Duration
+	// Ready, when set, is called once the database is open and the folders are watched.
+	Ready func()
 }
+
+// ErrStateReplaced is returned (wrapped) by Run when the state database file was deleted or
+// replaced while the daemon ran: it stops, so that a second daemon on a new file cannot
+// upload the same files beside it.
+var ErrStateReplaced = errors.New("the state database was deleted or replaced while chute ran")
 
 // Daemon is chute running: build it with New, run it with Run.
 type Daemon struct {
 	cfg        *configs.Config
 	log        *slog.Logger
+	scrub      *scrubber
 	http       *uploader.Client
 	providers  map[string]*providerRun
 	folders    map[string]*configs.Folder
 	minBackoff time.Duration
 	maxBackoff time.Duration
+	maxAfter   time.Duration
 	rescan     time.Duration
+	ready      func()
 
 	st *store.Store
 	w  *watcher.Watcher
@@ -60,12 +67,16 @@ type Daemon struct {
 	timers    map[uint64]*time.Timer // retry_wait jobs
 	progress  sync.Map               // job id -> *atomic.Int64: bytes sent, for status
 	stats     counters
+	// dbErr is the last error writing the state database, or nil once a write worked.
+	dbErr atomic.Pointer[error]
 }
 
 type providerRun struct {
-	cfg *configs.Provider
-	p   uploader.Provider
-	q   *queue
+	cfg     *configs.Provider
+	p       uploader.Provider
+	q       *queue
+	gate    *gate
+	digests []uploader.Digest // what the provider needs before uploading
 }
 
 type counters struct {
@@ -80,19 +91,23 @@ func New(opts Options) (*Daemon, error) {
 	}
 	d := &Daemon{
 		cfg:        opts.Config,
-		log:        opts.Logger,
+		scrub:      newScrubber(opts.Config),
 		http:       opts.HTTP,
 		providers:  make(map[string]*providerRun),
 		folders:    make(map[string]*configs.Folder),
 		minBackoff: opts.MinBackoff,
 		maxBackoff: opts.MaxBackoff,
+		maxAfter:   opts.MaxRetryAfter,
 		rescan:     opts.Rescan,
+		ready:      opts.Ready,
 		scheduled:  make(map[uint64]bool),
 		timers:     make(map[uint64]*time.Timer),
 	}
-	if d.log == nil {
-		d.log = slog.New(slog.DiscardHandler)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
+	d.log = slog.New(d.scrub.handler(log.Handler()))
 	if d.http == nil {
 		d.http = uploader.NewClient(uploader.ClientOptions{})
 	}
@@ -101,6 +116,9 @@ func New(opts Options) (*Daemon, error) {
 	}
 	if d.maxBackoff <= 0 {
 		d.maxBackoff = 10 * time.Minute
+	}
+	if d.maxAfter <= 0 {
+		d.maxAfter = time.Hour
 	}
 	for name, pc := range opts.Config.Providers {
 		t, ok := opts.Registry.Lookup(pc.Type)
@@ -113,9 +131,13 @@ func New(opts Options) (*Daemon, error) {
 		}
 		p, err := t.New(uploader.Env{Name: name, Endpoint: endpoint, Client: d.http, Logger: d.log.With("provider", name)}, pc.Options)
 		if err != nil {
-			return nil, fmt.Errorf("providers.%s: %w", name, err)
+			return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
 		}
-		d.providers[name] = &providerRun{cfg: pc, p: p, q: newQueue()}
+		pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff)}
+		if dn, ok := p.(uploader.DigestNeeder); ok {
+			pr.digests = dn.NeedDigests()
+		}
+		d.providers[name] = pr
 	}
 	for _, f := range opts.Config.Folders {
 		d.folders[f.Path] = f
@@ -127,6 +149,9 @@ func New(opts Options) (*Daemon, error) {
 // until ctx is done. Then it stops gracefully: uploads in flight are cancelled at a point
 // their providers checkpointed, and go back to the queue for the next start.
 func (d *Daemon) Run(ctx context.Context) error {
+	if err := refuseRunningDaemon(d.cfg.State); err != nil {
+		return err
+	}
 	st, err := store.Open(d.cfg.State, store.Options{})
 	if err != nil {
 		return err
@@ -134,6 +159,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer st.Close()
 	d.st = st
 	defer d.http.CloseIdle()
+	opened, err := os.Stat(d.cfg.State)
+	if err != nil {
+		return fmt.Errorf("state database: %w", err)
+	}
 
 	wfolders := make([]watcher.Folder, len(d.cfg.Folders))
 	for i, f := range d.cfg.Folders {
@@ -178,6 +207,19 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer wg.Done()
 		d.ingest(ctx, batches)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.repairSidecars(ctx)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := d.guardState(ctx, opened); err != nil {
+			d.log.Error("stopping", "err", err)
+			fail(err)
+		}
+	}()
 	for _, pr := range d.providers {
 		for i := 0; i < pr.cfg.Concurrency; i++ {
 			wg.Add(1)
@@ -197,6 +239,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer srv.close()
 	}
 	d.log.Info("chute is running", "folders", len(d.cfg.Folders), "providers", len(d.providers), "state", d.cfg.State)
+	if d.ready != nil {
+		d.ready()
+	}
 	<-ctx.Done()
 	d.log.Info("stopping: checkpointing uploads in flight")
 	wg.Wait()
@@ -204,6 +249,54 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("stopped")
 	return runErr
 }
+
+// guardState stops the daemon when the database file it holds is no longer the one at its
+// path: its lock would no longer keep a second daemon out.
+func (d *Daemon) guardState(ctx context.Context, opened os.FileInfo) error {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		now, err := os.Stat(d.cfg.State)
+		if err != nil || !os.SameFile(opened, now) {
+			return fmt.Errorf("%w (%s); stopping so that no file is uploaded twice. Restore the file, or start chute again to begin a new one (sidecars keep done files from being uploaded again)", ErrStateReplaced, d.cfg.State)
+		}
+	}
+}
+
+// storeFailed records that the state database could not be written; storeOK that it could.
+// /healthz reports the state.
+func (d *Daemon) storeFailed(err error) {
+	if d.dbErr.Swap(&err) == nil {
+		d.log.Error("cannot write the state database; retrying with backoff (is its disk full?)", "state", d.cfg.State, "err", err)
+	}
+}
+
+func (d *Daemon) storeOK() {
+	if d.dbErr.Swap(nil) != nil {
+		d.log.Info("the state database can be written again", "state", d.cfg.State)
+	}
+}
+
+// update is store.Update that keeps the database's health up to date.
+func (d *Daemon) update(ctx context.Context, id uint64, fn func(*store.Job) error) (store.Job, error) {
+	j, err := d.st.Update(ctx, id, fn)
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, store.ErrNotFound) && !errors.Is(err, errRefused) {
+			d.storeFailed(err)
+		}
+		return j, err
+	}
+	d.storeOK()
+	return j, nil
+}
+
+// errRefused marks an update function's own refusal (not a database failure).
+var errRefused = errors.New("refused")
 
 // resume schedules the jobs a previous run left unfinished.
 func (d *Daemon) resume(ctx context.Context) error {
@@ -230,28 +323,32 @@ func (d *Daemon) resume(ctx context.Context) error {
 	return nil
 }
 
-// ingest records ready files as jobs, a batch per transaction, and queues the new ones.
+// ingest records ready files as jobs, a batch per transaction, and queues the new ones. A
+// batch that cannot be recorded (the database's disk is full) is retried with backoff until
+// it is: nothing the watcher reported is dropped.
 func (d *Daemon) ingest(ctx context.Context, batches <-chan []watcher.Ready) {
+	skipped := make(map[string]int) // per folder, files whose sidecars say done
 	for batch := range batches {
 		news := make([]store.NewJob, 0, len(batch))
 		for _, r := range batch {
 			folder := d.cfg.Folders[r.Folder]
-			if sidecarSaysDone(r.Path, r.Size) {
+			if sidecarSaysDone(r.Path, r.Size, r.ModTime) {
 				d.log.Debug("sidecar says done; not uploading again", "file", r.Path)
+				skipped[folder.Path]++
 				continue
 			}
 			news = append(news, store.NewJob{Path: r.Path, Size: r.Size, ModTime: r.ModTime, Folder: folder.Path, Provider: folder.Provider})
 		}
+		for dir, n := range skipped {
+			d.log.Info("files not uploaded again: their sidecars say done", "folder", dir, "count", n)
+			delete(skipped, dir)
+		}
 		if len(news) == 0 {
 			continue
 		}
-		added, err := d.st.AddBatch(context.WithoutCancel(ctx), news, time.Now())
+		added, err := d.addBatch(ctx, news)
 		if err != nil {
-			d.log.Error("cannot record new files; they will be picked up again", "count", len(news), "err", err)
-			for _, n := range news {
-				d.w.Forget(n.Path)
-			}
-			continue
+			return // stopping: the watcher reports these files again at the next start
 		}
 		for _, a := range added {
 			if a.Added {
@@ -259,6 +356,28 @@ func (d *Daemon) ingest(ctx context.Context, batches <-chan []watcher.Ready) {
 				d.enqueue(a.Job)
 			}
 		}
+	}
+}
+
+// addBatch records news, retrying with backoff while the database cannot be written. It
+// fails only when ctx ends.
+func (d *Daemon) addBatch(ctx context.Context, news []store.NewJob) ([]store.Added, error) {
+	wait := d.minBackoff
+	for {
+		added, err := d.st.AddBatch(ctx, news, time.Now())
+		if err == nil {
+			d.storeOK()
+			return added, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		d.storeFailed(err)
+		d.log.Warn("cannot record new files yet; retrying", "count", len(news), "retry_in", wait.String(), "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return nil, err
+		}
+		wait = min(wait*2, 30*time.Second)
 	}
 }
 
@@ -286,10 +405,7 @@ func (d *Daemon) scheduleAt(j store.Job, at time.Time) {
 		return
 	}
 	d.scheduled[j.ID] = true
-	wait := time.Until(at)
-	if wait < 0 {
-		wait = 0
-	}
+	wait := max(time.Until(at), 0)
 	pr := d.providers[j.Provider]
 	id := j.ID
 	d.timers[id] = time.AfterFunc(wait, func() {
@@ -298,6 +414,29 @@ func (d *Daemon) scheduleAt(j store.Job, at time.Time) {
 		d.mu.Unlock()
 		pr.q.push(id)
 	})
+}
+
+// runNow moves a job waiting on a timer to the front of its queue.
+func (d *Daemon) runNow(j store.Job) {
+	pr, ok := d.providers[j.Provider]
+	if !ok {
+		return
+	}
+	d.mu.Lock()
+	t, waiting := d.timers[j.ID]
+	if waiting && t.Stop() {
+		delete(d.timers, j.ID)
+		d.mu.Unlock()
+		pr.q.pushFront(j.ID)
+		return
+	}
+	if !d.scheduled[j.ID] {
+		d.scheduled[j.ID] = true
+		d.mu.Unlock()
+		pr.q.pushFront(j.ID)
+		return
+	}
+	d.mu.Unlock()
 }
 
 func (d *Daemon) stopTimers() {
@@ -315,431 +454,30 @@ func (d *Daemon) release(id uint64) {
 	d.mu.Unlock()
 }
 
+// worker runs the jobs of one provider, one at a time, while the provider is not paused.
 func (d *Daemon) worker(ctx context.Context, pr *providerRun) {
 	for {
+		if err := pr.gate.wait(ctx); err != nil {
+			return
+		}
 		id, ok := pr.q.pop(ctx)
 		if !ok {
 			return
 		}
-		retry, at := d.process(ctx, pr, id)
+		if !pr.gate.enter() {
+			// Paused between the wait and the pop: the job keeps its place.
+			pr.q.pushFront(id)
+			continue
+		}
+		next := d.process(ctx, pr, id)
+		pr.gate.leave()
+		if next.front && ctx.Err() == nil {
+			pr.q.pushFront(id) // still scheduled: it keeps its place
+			continue
+		}
 		d.release(id)
-		if retry != nil {
-			d.scheduleAt(*retry, at)
-		}
-	}
-}
-
-// process runs one attempt of job id. It returns the job and a time when the job is to be
-// tried again.
-func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) (retry *store.Job, at time.Time) {
-	job, err := d.st.Get(id)
-	if err != nil {
-		d.log.Error("cannot load job", "job", id, "err", err)
-		return nil, time.Time{}
-	}
-	if job.State == store.Done || job.State == store.Failed {
-		return nil, time.Time{}
-	}
-	log := d.log.With("job", id, "file", job.Path, "provider", job.Provider)
-	if job.Result != nil {
-		// The upload finished before a crash or stop; only the ending is left to do.
-		d.finish(ctx, pr, job, log)
-		return nil, time.Time{}
-	}
-	job, err = d.st.Update(ctx, id, func(j *store.Job) error {
-		j.State = store.Uploading
-		j.Attempts++
-		j.StartedAt = time.Now().UTC()
-		j.NextAttempt = time.Time{}
-		return nil
-	})
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Error("cannot start job", "err", err)
-		}
-		return nil, time.Time{}
-	}
-
-	f, err := uploader.OpenFile(job.Path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			d.abandon(job, log, "the file was deleted before it was uploaded")
-			return nil, time.Time{}
-		}
-		d.fail(job, pr, log, fmt.Sprintf("cannot read the file: %v. Fix its permissions, then run `chute retry %d`", unwrapPath(err), job.ID))
-		return nil, time.Time{}
-	}
-	defer f.Close()
-	if f.Size != job.Size || !f.ModTime.Equal(job.ModTime) {
-		d.abandon(job, log, "the file changed after it settled; its new content is uploaded as a new job")
-		return nil, time.Time{}
-	}
-
-	digest := newDigest()
-	f.Observe(digest.see)
-
-	sent := new(atomic.Int64)
-	sent.Store(job.Sent)
-	d.progress.Store(id, sent)
-	defer d.progress.Delete(id)
-	log.Info("uploading", "attempt", job.Attempts, "resume", len(job.Checkpoint) > 0)
-	started := time.Now()
-	res, err := pr.p.Upload(ctx, &uploader.Job{
-		File:       f,
-		Checkpoint: job.Checkpoint,
-		Save: func(ctx context.Context, cp []byte) error {
-			// A checkpoint is saved even while stopping: it guards a step already taken.
-			_, err := d.st.Update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
-				j.Checkpoint = cp
-				j.Sent = sent.Load()
-				return nil
-			})
-			return err
-		},
-		Progress: func(n int64) { sent.Store(n) },
-		Logger:   log,
-	})
-	if err != nil {
-		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
-	}
-	sum, err := digest.finish(f)
-	if err != nil {
-		log.Error("cannot read the file to hash it", "err", err)
-	}
-	if st, err := os.Stat(job.Path); err == nil && (st.Size() != job.Size || !st.ModTime().Equal(job.ModTime)) {
-		d.fail(job, pr, log, fmt.Sprintf("the file changed while it was being uploaded (the copy at %s may be incomplete); its new content is uploaded as a new job", res.URL))
-		d.w.Forget(job.Path)
-		return nil, time.Time{}
-	}
-	d.stats.bytes.Add(job.Size)
-	elapsed := time.Since(started)
-	job, err = d.st.Update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
-		j.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
-		j.SHA256 = sum
-		j.Sent = j.Size
-		return nil
-	})
-	if err != nil {
-		log.Error("cannot record the finished upload; it is retried at the next start", "err", err)
-		return nil, time.Time{}
-	}
-	log.Info("uploaded", "url", res.URL, "size", job.Size, "seconds", elapsed.Seconds())
-	d.finish(ctx, pr, job, log)
-	return nil, time.Time{}
-}
-
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
-// digest computes a file's SHA-256 from the bytes its provider reads, in order, so that an
-// upload reads the file once. Bytes read out of order (a resume from the server's offset, a
-// provider's second pass) are skipped; finish reads what the hash did not see.
-type digest struct {
-	mu     sync.Mutex
-	h      hash.Hash
-	next   int64 // the offset the hash has reached
-	closed bool  // finish has taken over
-}
-
-func newDigest() *digest { return &digest{h: sha256.New()} }
-
-func (d *digest) see(p []byte, off int64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if !d.closed && off <= d.next && off+int64(len(p)) > d.next {
-		d.h.Write(p[d.next-off:])
-		d.next = off + int64(len(p))
-	}
-}
-
-// finish hashes what the upload did not read in order and returns the digest in hex.
-func (d *digest) finish(f *uploader.File) (string, error) {
-	d.mu.Lock()
-	d.closed = true // from here on only finish writes to d.h
-	next := d.next
-	d.mu.Unlock()
-	if next < f.Size {
-		if _, err := io.Copy(d.h, io.NewSectionReader(f, next, f.Size-next)); err != nil {
-			return "", err
-		}
-	}
-	return hex.EncodeToString(d.h.Sum(nil)), nil
-}
-
-// attemptFailed decides what an error means for the job: back to the queue on a stop,
-// another attempt later, or the end.
-func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerRun, log *slog.Logger, sent int64, err error) (*store.Job, time.Time) {
-	if ctx.Err() != nil {
-		// Stopping: the attempt was ours to cut short, not the provider's to fail.
-		_, uerr := d.st.Update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
-			j.State = store.Queued
-			if j.Attempts > 0 {
-				j.Attempts--
-			}
-			j.Sent = sent
-			return nil
-		})
-		if uerr != nil {
-			log.Error("cannot checkpoint the job while stopping", "err", uerr)
-		}
-		log.Info("upload interrupted by stop; it resumes at the next start", "sent", sent)
-		return nil, time.Time{}
-	}
-	class, after := uploader.Classify(err)
-	msg := err.Error()
-	if class == uploader.Permanent {
-		d.fail(job, pr, log, msg)
-		return nil, time.Time{}
-	}
-	if job.Attempts >= pr.cfg.MaxAttempts {
-		d.fail(job, pr, log, fmt.Sprintf("gave up after %d %s; the last error was: %s. Check the network and the provider, then run `chute retry %d`", job.Attempts, plural(job.Attempts, "attempt"), msg, job.ID))
-		return nil, time.Time{}
-	}
-	wait := after
-	if wait <= 0 {
-		wait = d.backoff(job.Attempts)
-	}
-	next := time.Now().Add(wait)
-	job, uerr := d.st.Update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
-		j.State = store.RetryWait
-		j.NextAttempt = next.UTC()
-		j.LastError = msg
-		j.Sent = sent
-		return nil
-	})
-	if uerr != nil {
-		log.Error("cannot record the failed attempt", "err", uerr)
-		return nil, time.Time{}
-	}
-	d.stats.retried.Add(1)
-	log.Warn("upload failed; retrying later", "attempt", job.Attempts, "class", class.String(), "retry_in", wait.Round(time.Millisecond).String(), "err", msg)
-	return &job, next
-}
-
-// backoff is exponential with full jitter between half and all of the step.
-func (d *Daemon) backoff(attempts int) time.Duration {
-	step := d.minBackoff
-	for i := 1; i < attempts && step < d.maxBackoff; i++ {
-		step *= 2
-	}
-	if step > d.maxBackoff {
-		step = d.maxBackoff
-	}
-	return step/2 + rand.N(step/2+1)
-}
-
-// abandon ends a job whose file is gone or changed: there is nothing to write a sidecar
-// beside, or a newer job owns the file.
-func (d *Daemon) abandon(job store.Job, log *slog.Logger, why string) {
-	log.Warn("job dropped: "+why, "job", job.ID)
-	_, err := d.st.Update(context.Background(), job.ID, func(j *store.Job) error {
-		j.State = store.Failed
-		j.LastError = why
-		j.FinishedAt = time.Now().UTC()
-		return nil
-	})
-	if err != nil {
-		log.Error("cannot record the dropped job", "err", err)
-	}
-	d.stats.failed.Add(1)
-	d.w.Forget(job.Path)
-}
-
-// fail ends a job for good: a failed sidecar says why, in words a user can act on.
-func (d *Daemon) fail(job store.Job, pr *providerRun, log *slog.Logger, msg string) {
-	now := time.Now().UTC()
-	if !strings.Contains(msg, "chute retry") {
-		msg += fmt.Sprintf(". Once that is fixed, run `chute retry %d`", job.ID)
-	}
-	sc := &Sidecar{
-		Status: "failed", File: filepath.Base(job.Path), Size: job.Size, SHA256: job.SHA256,
-		Provider: pr.cfg.Type, ProviderName: pr.cfg.Name, Error: msg, Job: job.ID,
-		Attempts: job.Attempts, QueuedAt: job.QueuedAt, FinishedAt: now,
-	}
-	if err := WriteSidecar(job.Path, sc); err != nil {
-		log.Error("cannot write the failed sidecar", "err", err)
-	}
-	_, err := d.st.Update(context.Background(), job.ID, func(j *store.Job) error {
-		j.State = store.Failed
-		j.LastError = msg
-		j.FinishedAt = now
-		return nil
-	})
-	if err != nil {
-		log.Error("cannot record the failed job", "err", err)
-	}
-	d.stats.failed.Add(1)
-	log.Error("upload failed", "err", msg)
-}
-
-// finish ends a job whose upload is done: the after-action, the sidecar, then the done state.
-// Each step can be repeated after a crash.
-func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log *slog.Logger) {
-	target := job.Path
-	folder := d.folders[job.Folder]
-	after := configs.AfterKeep
-	if folder != nil {
-		after = folder.After
-	}
-	sc := &Sidecar{
-		Status: "done", File: filepath.Base(job.Path), Size: job.Size, SHA256: job.SHA256,
-		Provider: pr.cfg.Type, ProviderName: pr.cfg.Name, ID: job.Result.ID, URL: job.Result.URL,
-		Extra: job.Result.Extra, Job: job.ID, Attempts: job.Attempts, QueuedAt: job.QueuedAt,
-		FinishedAt: time.Now().UTC(),
-	}
-	var err error
-	switch after {
-	case configs.AfterMove:
-		target, err = moveFile(job.Path, folder)
-		if err == nil {
-			err = WriteSidecar(target, sc)
-		}
-	case configs.AfterDelete:
-		// The sidecar stays as the record of where the file went.
-		err = WriteSidecar(job.Path, sc)
-		if err == nil {
-			if rerr := os.Remove(job.Path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("delete the uploaded file: %w", rerr)
-			}
-		}
-	default:
-		err = WriteSidecar(job.Path, sc)
-	}
-	if err != nil {
-		// The upload is done and recorded; only its ending failed. Say so, and keep it done.
-		log.Error("uploaded, but the after-action or sidecar failed", "after", after, "err", err)
-	}
-	_, uerr := d.st.Update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
-		j.State = store.Done
-		j.FinishedAt = sc.FinishedAt
-		j.LastError = ""
-		if err != nil {
-			j.LastError = err.Error()
-		}
-		return nil
-	})
-	if uerr != nil {
-		log.Error("cannot record the job as done", "err", uerr)
-		return
-	}
-	d.stats.done.Add(1)
-	log.Info("done", "url", job.Result.URL, "sidecar", SidecarPath(target))
-}
-
-// moveFile moves an uploaded file under folder.MoveTo, keeping its path relative to the
-// folder, and returns where it is now. Repeating it after a crash is harmless.
-func moveFile(path string, folder *configs.Folder) (string, error) {
-	rel, err := filepath.Rel(folder.Path, path)
-	if err != nil || strings.HasPrefix(rel, "..") {
-		rel = filepath.Base(path)
-	}
-	dest := filepath.Join(folder.MoveTo, rel)
-	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
-		if _, err := os.Lstat(dest); err == nil {
-			return dest, nil // moved before a crash
-		}
-		return "", fmt.Errorf("move: %s is gone", path)
-	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return "", fmt.Errorf("move: %w", err)
-	}
-	if err := os.Rename(path, dest); err != nil {
-		if err := copyFile(path, dest); err != nil {
-			return "", fmt.Errorf("move to %s: %w", dest, err)
-		}
-		if err := os.Remove(path); err != nil {
-			return "", fmt.Errorf("move: remove original: %w", err)
-		}
-	}
-	// A sidecar left beside the original (from an earlier failure) would mislead.
-	_ = os.Remove(SidecarPath(path))
-	return dest, nil
-}
-
-// copyFile copies src to dst through a temporary name, for moves across file systems.
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	st, err := in.Stat()
-	if err != nil {
-		return err
-	}
-	tmp := dst + ".chute-move.tmp"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, st.Mode().Perm())
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	_ = os.Chtimes(tmp, st.ModTime(), st.ModTime())
-	return os.Rename(tmp, dst)
-}
-
-// queue is a provider's FIFO of job ids waiting for a worker.
-type queue struct {
-	mu    sync.Mutex
-	ids   []uint64
-	ready chan struct{} // has a token while ids is not empty
-}
-
-func newQueue() *queue { return &queue{ready: make(chan struct{}, 1)} }
-
-func (q *queue) push(id uint64) {
-	q.mu.Lock()
-	q.ids = append(q.ids, id)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-// pop waits for an id; false when ctx is done.
-func (q *queue) pop(ctx context.Context) (uint64, bool) {
-	for {
-		if ctx.Err() != nil {
-			return 0, false
-		}
-		q.mu.Lock()
-		if len(q.ids) > 0 {
-			id := q.ids[0]
-			q.ids[0] = 0
-			q.ids = q.ids[1:]
-			more := len(q.ids) > 0
-			q.mu.Unlock()
-			if more {
-				select {
-				case q.ready <- struct{}{}:
-				default:
-				}
-			}
-			return id, true
-		}
-		q.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return 0, false
-		case <-q.ready:
+		if !next.at.IsZero() && ctx.Err() == nil {
+			d.scheduleAt(store.Job{ID: id, Provider: pr.cfg.Name}, next.at)
 		}
 	}
 }
@@ -757,7 +495,10 @@ func (d *Daemon) CheckProvider(ctx context.Context, name string) error {
 	if !ok {
 		return ErrNoCheck
 	}
-	return c.Check(ctx)
+	if err := c.Check(ctx); err != nil {
+		return errors.New(d.scrub.text(err.Error()))
+	}
+	return nil
 }
 
 func plural(n int, word string) string {
@@ -765,4 +506,15 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

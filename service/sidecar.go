@@ -1,22 +1,31 @@
 package service
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chute-dev/chute/watcher"
 )
 
 // Sidecar is the `<file>.chute.json` written beside a file when its job ends (the spec's
-// contract with users and scripts).
+// contract with users and scripts). It records what it describes (size, mtime, sha256): a
+// file counts as uploaded only while it is that content.
 type Sidecar struct {
-	Status       string            `json:"status"` // "done" or "failed"
+	Status string `json:"status"` // "done" or "failed"
+	// File is the file's base name; a name that is not valid UTF-8 is shown with each
+	// invalid byte as \xNN, and FileBytes holds it exactly (base64 in JSON).
 	File         string            `json:"file"`
+	FileBytes    []byte            `json:"file_bytes,omitempty"`
 	Size         int64             `json:"size"`
+	MTime        time.Time         `json:"mtime,omitzero"`
 	SHA256       string            `json:"sha256,omitempty"`
 	Provider     string            `json:"provider"`
 	ProviderName string            `json:"provider_name"`
@@ -30,8 +39,29 @@ type Sidecar struct {
 	FinishedAt   time.Time         `json:"finished_at"`
 }
 
-// SidecarPath is where the sidecar of the file at path goes.
-func SidecarPath(path string) string { return path + watcher.SidecarSuffix }
+// maxName is the longest file name (in bytes) the common file systems allow.
+const maxName = 255
+
+// tempPattern names chute's temporary files (sidecars being written, files being copied by
+// a move): short whatever the file's name, and recognised by watcher.IsChuteFile.
+const tempPattern = watcher.SidecarTempPattern
+
+// SidecarPath is where the sidecar of the file at path goes: `<file>.chute.json`, or, when
+// that name would pass the 255-byte limit, the start of the name, "~", 16 hex digits of the
+// name's SHA-256, then ".chute.json" (the sidecar's `file` says which file it describes).
+func SidecarPath(path string) string {
+	dir, base := filepath.Split(path)
+	if len(base)+len(watcher.SidecarSuffix) <= maxName {
+		return path + watcher.SidecarSuffix
+	}
+	sum := sha256.Sum256([]byte(base))
+	tag := "~" + hex.EncodeToString(sum[:8])
+	keep := maxName - len(watcher.SidecarSuffix) - len(tag)
+	for keep > 0 && !utf8.RuneStart(base[keep]) {
+		keep--
+	}
+	return dir + base[:keep] + tag + watcher.SidecarSuffix
+}
 
 // WriteSidecar writes sc beside the file at path atomically: a temporary file, fsync, rename.
 // A reader sees the old sidecar or the new one, never half of one.
@@ -41,12 +71,8 @@ func WriteSidecar(path string, sc *Sidecar) error {
 		return fmt.Errorf("encode sidecar: %w", err)
 	}
 	b = append(b, '\n')
-	dir, name := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	// The pattern is the one watcher.IsChuteFile knows: ".<file>.chute.json.<random>.tmp".
-	tmp, err := os.CreateTemp(dir, "."+name+watcher.SidecarSuffix+".*.tmp")
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return fmt.Errorf("write sidecar: %w", err)
 	}
@@ -90,12 +116,32 @@ func ReadSidecar(path string) (*Sidecar, error) {
 	return &sc, nil
 }
 
-// sidecarSaysDone reports whether the file at path has a sidecar saying it was uploaded at
-// this size: then it is not uploaded again, even without a state database.
-func sidecarSaysDone(path string, size int64) bool {
+// sidecarSaysDone reports whether the file at path has a sidecar saying it was uploaded with
+// this size and mtime: then it is not uploaded again, even without a state database. A done
+// sidecar of the same size and another mtime is a doubt the worker settles by hash.
+func sidecarSaysDone(path string, size int64, mtime time.Time) bool {
 	sc, err := ReadSidecar(path)
 	if err != nil {
 		return false
 	}
-	return sc.Status == "done" && sc.Size == size
+	return sc.Status == "done" && sc.Size == size && !sc.MTime.IsZero() && sc.MTime.Equal(mtime)
+}
+
+// displayPath shows a path that may hold any bytes: valid UTF-8 as it is, each invalid byte
+// as \xNN.
+func displayPath(p string) string {
+	if utf8.ValidString(p) {
+		return p
+	}
+	var b strings.Builder
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, `\x%02x`, p[i])
+		} else {
+			b.WriteString(p[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }

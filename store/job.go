@@ -47,23 +47,26 @@ type Result struct {
 
 // Job is one file to upload to one provider, and everything chute knows about it.
 type Job struct {
-	ID          uint64    `json:"id"`                    // sequence, from the jobs bucket's NextSequence
-	Path        string    `json:"path"`                  // absolute path of the file when discovered
-	Size        int64     `json:"size"`                  // size when discovered (part of the identity)
-	ModTime     time.Time `json:"mod_time"`              // mtime when discovered (part of the identity)
-	Folder      string    `json:"folder"`                // the watched folder's path
-	Provider    string    `json:"provider"`              // provider name from the config
-	State       State     `json:"state"`                 // where the job is in its life
-	Attempts    int       `json:"attempts,omitempty"`    // upload attempts started
-	NextAttempt time.Time `json:"next_attempt,omitzero"` // for RetryWait
-	LastError   string    `json:"last_error,omitempty"`  // the last attempt's error, in words
-	Checkpoint  []byte    `json:"checkpoint,omitempty"`  // opaque, owned by the provider
-	Sent        int64     `json:"sent,omitempty"`        // bytes the server holds, last saved
-	SHA256      string    `json:"sha256,omitempty"`      // hex digest of the file, once known
-	Result      *Result   `json:"result,omitempty"`      // set when Done
-	QueuedAt    time.Time `json:"queued_at"`             // when the job was added
-	StartedAt   time.Time `json:"started_at,omitzero"`   // when the last attempt started
-	FinishedAt  time.Time `json:"finished_at,omitzero"`  // when the job became Done or Failed
+	ID          uint64            `json:"id"`                    // sequence, from the jobs bucket's NextSequence
+	Path        string            `json:"path"`                  // absolute path of the file when discovered
+	Size        int64             `json:"size"`                  // size when discovered (part of the identity)
+	ModTime     time.Time         `json:"mod_time"`              // mtime when discovered (part of the identity)
+	Folder      string            `json:"folder"`                // the watched folder's path
+	Provider    string            `json:"provider"`              // provider name from the config
+	State       State             `json:"state"`                 // where the job is in its life
+	Attempts    int               `json:"attempts,omitempty"`    // attempts that ended (failed or succeeded); a crash or stop is not one
+	NextAttempt time.Time         `json:"next_attempt,omitzero"` // for RetryWait
+	LastError   string            `json:"last_error,omitempty"`  // the last attempt's error, in words
+	Checkpoint  []byte            `json:"checkpoint,omitempty"`  // opaque, owned by the provider
+	Sent        int64             `json:"sent,omitempty"`        // bytes the server holds, last saved
+	SHA256      string            `json:"sha256,omitempty"`      // hex digest of the file, once known
+	Result      *Result           `json:"result,omitempty"`      // set once the upload finished (before the ending)
+	Digests     map[string]string `json:"digests,omitempty"`     // digests a provider needed, hex, by name
+	MovedTo     string            `json:"moved_to,omitempty"`    // with after: move, the destination, chosen before the move
+	Sidecar     string            `json:"sidecar,omitempty"`     // where the sidecar was written, once it was
+	QueuedAt    time.Time         `json:"queued_at"`             // when the job was added
+	StartedAt   time.Time         `json:"started_at,omitzero"`   // when the last attempt started
+	FinishedAt  time.Time         `json:"finished_at,omitzero"`  // when the job became Done or Failed
 }
 
 // NewJob is a discovered file.

@@ -8,10 +8,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"sort"
 	"time"
+
+	"github.com/chute-dev/chute/internal/fsx"
 )
 
 // Provider uploads one file to one remote service.
@@ -113,20 +116,12 @@ type File struct {
 	observe func(p []byte, off int64)
 }
 
-// OpenFile opens path for upload.
+// OpenFile opens path for upload. Anything but a regular file (a FIFO, a device) is refused
+// without blocking.
 func OpenFile(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, st, err := fsx.OpenRegular(path)
 	if err != nil {
 		return nil, err
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	return &File{Path: path, Name: st.Name(), Size: st.Size(), ModTime: st.ModTime(), f: f}, nil
 }
@@ -149,6 +144,9 @@ func (f *File) Observe(fn func(p []byte, off int64)) { f.observe = fn }
 func (f *File) Section(off int64) *io.SectionReader {
 	return io.NewSectionReader(f, off, f.Size-off)
 }
+
+// Stat describes the open file (not whatever is at its path now).
+func (f *File) Stat() (fs.FileInfo, error) { return f.f.Stat() }
 
 // Close closes the file.
 func (f *File) Close() error { return f.f.Close() }

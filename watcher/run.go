@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/chute-dev/chute/internal/fsx"
 )
 
 // Run watches the folders until ctx is done, sending to out batches of files
@@ -487,7 +489,7 @@ func (r *run) check(p string, pf *pendingFile, f *folder, now time.Time) (Ready,
 	}
 	fd, err := r.w.open(p)
 	if err != nil {
-		if isNotExist(err) {
+		if isNotExist(err) || errors.Is(err, fsx.ErrNotRegular) {
 			r.log.Debug("pending file vanished", "path", p)
 			delete(r.pending, p)
 			return Ready{}, false

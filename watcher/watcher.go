@@ -30,6 +30,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/chute-dev/chute/internal/fsx"
 )
 
 // Defaults and limits.
@@ -52,14 +54,14 @@ const (
 	// SidecarSuffix ends the name of every sidecar: "<file>.chute.json".
 	SidecarSuffix = ".chute.json"
 
-	// SidecarTempPattern is the os.CreateTemp pattern of a sidecar's
-	// temporary file, to be prefixed by "." and the base name of the file the
-	// sidecar describes:
+	// SidecarTempPattern is the os.CreateTemp pattern of chute's temporary
+	// files (a sidecar being written, a file being copied by a move):
 	//
-	//	os.CreateTemp(dir, "."+base+watcher.SidecarTempPattern)
+	//	os.CreateTemp(dir, watcher.SidecarTempPattern)
 	//
-	// creates ".<file>.chute.json.<random>.tmp". It is the only temporary
-	// file name chute uses; [IsChuteFile] recognises it.
+	// creates ".chute.json.<random>.tmp", short whatever the name of the
+	// file it is for. [IsChuteFile] recognises it (and the older
+	// ".<file>.chute.json.<random>.tmp").
 	SidecarTempPattern = SidecarSuffix + ".*.tmp"
 )
 
@@ -134,8 +136,8 @@ type Watcher struct {
 	tick        time.Duration // the loop's ticker: the smallest folder poll
 	log         *slog.Logger
 
-	// open opens a settled file to check it is readable; os.Open, replaced
-	// in tests to simulate a permission error when running as root.
+	// open opens a settled file to check it is readable (never blocking on
+	// a FIFO); replaced in tests to simulate a permission error as root.
 	open func(name string) (*os.File, error)
 
 	rescanCh chan struct{} // buffered 1: a rescan was asked for
@@ -170,7 +172,7 @@ func New(folders []Folder, opts Options) (*Watcher, error) {
 	w := &Watcher{
 		folders:  make([]folder, 0, len(folders)),
 		log:      opts.Logger,
-		open:     os.Open,
+		open:     openRegular,
 		rescanCh: make(chan struct{}, 1),
 		forgetCh: make(chan struct{}, 1),
 	}
@@ -341,6 +343,11 @@ func (w *Watcher) takeForgets() []string {
 	f := w.forgets
 	w.forgets = nil
 	return f
+}
+
+func openRegular(name string) (*os.File, error) {
+	f, _, err := fsx.OpenRegular(name)
+	return f, err
 }
 
 // isNotExist reports whether err means the file is gone (also when a path

@@ -14,6 +14,14 @@ func main() {
 	ctx, cancel := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	// SIGHUP must not kill the daemon like a crash would (its default action).
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			fmt.Fprintln(os.Stderr, "chute: SIGHUP received; reloading the config is not supported yet, nothing changes")
+		}
+	}()
 	go func() {
 		<-sigs
 		fmt.Fprintln(os.Stderr, "chute: stopping (a second signal stops at once)")

@@ -19,7 +19,7 @@ type Options struct {
 	ChunkSize int64 `yaml:"chunk_size"`
 	// Headers are sent with every request, e.g. an Authorization header. Their values are
 	// treated as secrets: never logged.
-	Headers map[string]string `yaml:"headers"`
+	Headers map[string]string `yaml:"headers" chute:"secret_values"`
 	// Metadata is added to every upload's Upload-Metadata besides filename and filetype.
 	Metadata map[string]string `yaml:"metadata"`
 }

@@ -1,0 +1,471 @@
+package service
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chute-dev/chute/internal/fsx"
+	"github.com/chute-dev/chute/store"
+	"github.com/chute-dev/chute/uploader"
+)
+
+// next is what becomes of a job after a worker had it: nothing more (it ended, or is held
+// elsewhere), a retry at a time, or straight back to the front of its queue (its provider
+// was paused under it).
+type next struct {
+	at    time.Time
+	front bool
+}
+
+func (d *Daemon) later(wait time.Duration) next { return next{at: time.Now().Add(wait)} }
+
+// errCheckpoint marks a checkpoint that could not be saved: the state database failed, not
+// the provider, so it is not an attempt.
+var errCheckpoint = errors.New("the state database could not save the checkpoint")
+
+// process runs one attempt of job id.
+func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
+	job, err := d.st.Get(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return next{}
+		}
+		d.log.Error("cannot load job; trying again later", "job", id, "err", err)
+		return d.later(d.minBackoff)
+	}
+	if job.State == store.Done || job.State == store.Failed {
+		return next{}
+	}
+	log := d.log.With("job", id, "file", job.Path, "provider", job.Provider)
+	if job.Result != nil {
+		// The upload finished before a crash, a stop or a failed ending; only the ending is
+		// left to do.
+		return d.finish(ctx, pr, job, log)
+	}
+	job, err = d.update(ctx, id, func(j *store.Job) error {
+		j.State = store.Uploading
+		j.StartedAt = time.Now().UTC()
+		j.NextAttempt = time.Time{}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return next{}
+		}
+		log.Error("cannot start job; trying again later", "err", err)
+		return d.later(d.dbBackoff())
+	}
+
+	f, err := uploader.OpenFile(job.Path)
+	if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return d.abandon(job, log, "the file was deleted before it was uploaded")
+		case errors.Is(err, fsx.ErrNotRegular):
+			return d.abandon(job, log, "the file was replaced by something that is not a regular file (a FIFO, a device or a folder)")
+		}
+		return d.fail(job, pr, log, fmt.Sprintf("cannot read the file: %v. Fix its permissions, then run `chute retry %d`", unwrapPath(err), job.ID))
+	}
+	defer f.Close()
+	if f.Size != job.Size || !f.ModTime.Equal(job.ModTime) {
+		return d.abandon(job, log, "the file changed after it settled; its new content is uploaded as a new job")
+	}
+	opened, err := f.Stat()
+	if err != nil {
+		return d.fail(job, pr, log, fmt.Sprintf("cannot read the file: %v", err))
+	}
+
+	// A done sidecar of the same size but another mtime: the file may be the same content
+	// touched, or new content under a reused name. The hash decides.
+	if n, ok := d.adopt(ctx, pr, &job, f, log); ok {
+		return n
+	}
+	if len(pr.digests) > 0 && !hasDigests(job, pr.digests) {
+		if n, ok := d.digestFirst(ctx, &job, f, pr.digests, log); !ok {
+			return n
+		}
+	}
+
+	var dg *digest
+	if job.SHA256 == "" {
+		dg = newDigest()
+		f.Observe(dg.see)
+	}
+	sent := new(atomic.Int64)
+	sent.Store(job.Sent)
+	d.progress.Store(id, sent)
+	defer d.progress.Delete(id)
+	log.Info("uploading", "attempt", job.Attempts+1, "resume", len(job.Checkpoint) > 0)
+	started := time.Now()
+	var digests map[uploader.Digest]string
+	if len(job.Digests) > 0 {
+		digests = make(map[uploader.Digest]string, len(job.Digests))
+		for k, v := range job.Digests {
+			digests[uploader.Digest(k)] = v
+		}
+	}
+	res, err := pr.p.Upload(ctx, &uploader.Job{
+		File:       f,
+		Checkpoint: job.Checkpoint,
+		Digests:    digests,
+		Save: func(ctx context.Context, cp []byte) error {
+			// A checkpoint is saved even while stopping: it guards a step already taken.
+			_, err := d.update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
+				j.Checkpoint = cp
+				j.Sent = sent.Load()
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%w: %w", errCheckpoint, err)
+			}
+			return nil
+		},
+		Progress: func(n int64) { sent.Store(n) },
+		Logger:   log,
+	})
+	if err != nil {
+		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
+	}
+	pr.gate.succeeded(d.log.With("provider", pr.cfg.Name))
+	sum := job.SHA256
+	if dg != nil {
+		if sum, err = dg.finish(f); err != nil {
+			log.Error("cannot read the file to hash it", "err", err)
+		}
+	}
+	elapsed := time.Since(started)
+	d.stats.bytes.Add(job.Size)
+
+	// What was uploaded must still be the file at the path, or the sidecar would lie.
+	now, serr := os.Stat(job.Path)
+	gone := errors.Is(serr, fs.ErrNotExist)
+	changed := serr == nil && (now.Size() != job.Size || !now.ModTime().Equal(job.ModTime) || !os.SameFile(now, opened))
+	if changed {
+		log.Warn("the file changed during its upload; its new content is uploaded as a new job", "url", uploader.RedactURL(res.URL))
+		d.w.Forget(job.Path)
+		return d.end(job, log, store.Failed, fmt.Sprintf("superseded: the file changed during its upload (the copy at %s may be incomplete); its new content is uploaded as a new job", uploader.RedactURL(res.URL)))
+	}
+	job, err = d.update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
+		j.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
+		j.SHA256 = sum
+		j.Sent = j.Size
+		j.Attempts++
+		j.LastError = ""
+		return nil
+	})
+	if err != nil {
+		// The provider resumes from its checkpoint and finds the upload complete.
+		log.Error("cannot record the finished upload; trying again later", "err", err)
+		return d.later(d.dbBackoff())
+	}
+	log.Info("uploaded", "url", uploader.RedactURL(res.URL), "size", job.Size, "seconds", elapsed.Seconds())
+	if gone && d.after(job) == "keep" {
+		// The bytes were read through the open handle, so the copy is whole; but there is
+		// nothing to write a sidecar beside.
+		log.Warn("the file was deleted during its upload; the uploaded copy is complete, no sidecar was written")
+		return d.end(job, log, store.Done, "the file was deleted during its upload; the uploaded copy is complete; no sidecar was written")
+	}
+	return d.finish(ctx, pr, job, log)
+}
+
+// adopt handles a file whose done sidecar has its size but not its mtime: when the content
+// is the one the sidecar describes (same sha256), the job takes the sidecar's result and
+// nothing is uploaded. It returns ok=false when the upload must go ahead; the hash it made
+// is kept in job either way.
+func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *uploader.File, log *slog.Logger) (next, bool) {
+	sc, err := ReadSidecar(job.Path)
+	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" {
+		return next{}, false
+	}
+	sums, err := hashFile(ctx, f, append([]uploader.Digest{uploader.SHA256}, pr.digests...))
+	if err != nil {
+		if ctx.Err() != nil {
+			return next{}, true
+		}
+		log.Warn("cannot hash the file to compare it with its sidecar; uploading it", "err", err)
+		return next{}, false
+	}
+	same := sums[uploader.SHA256] == sc.SHA256
+	j, err := d.update(ctx, job.ID, func(j *store.Job) error {
+		j.SHA256 = sums[uploader.SHA256]
+		j.Digests = digestMap(sums)
+		if same {
+			j.Result = &store.Result{ID: sc.ID, URL: sc.URL, Extra: sc.Extra}
+			j.Sent = j.Size
+		}
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return next{}, true
+		}
+		return d.later(d.dbBackoff()), true
+	}
+	*job = j
+	if !same {
+		log.Info("the file has new content under a name uploaded before; uploading it")
+		return next{}, false
+	}
+	log.Info("the file's content is the one its sidecar says was uploaded; not uploading again", "url", uploader.RedactURL(sc.URL))
+	return d.finish(ctx, pr, j, log), true
+}
+
+// digestFirst computes the digests the provider needs (with the sidecar's SHA-256, in one
+// read) and records them before the upload, so that a resume never hashes again.
+func (d *Daemon) digestFirst(ctx context.Context, job *store.Job, f *uploader.File, need []uploader.Digest, log *slog.Logger) (next, bool) {
+	sums, err := hashFile(ctx, f, append([]uploader.Digest{uploader.SHA256}, need...))
+	if err != nil {
+		if ctx.Err() != nil {
+			d.requeueStopped(ctx, *job, log, job.Sent)
+			return next{}, false
+		}
+		log.Warn("cannot hash the file; trying again later", "err", err)
+		return d.later(d.backoff(1)), false
+	}
+	j, err := d.update(ctx, job.ID, func(j *store.Job) error {
+		j.SHA256 = sums[uploader.SHA256]
+		j.Digests = digestMap(sums)
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return next{}, false
+		}
+		return d.later(d.dbBackoff()), false
+	}
+	*job = j
+	return next{}, true
+}
+
+func hasDigests(j store.Job, need []uploader.Digest) bool {
+	for _, k := range need {
+		if j.Digests[string(k)] == "" {
+			return false
+		}
+	}
+	return j.SHA256 != ""
+}
+
+func digestMap(sums map[uploader.Digest]string) map[string]string {
+	m := make(map[string]string, len(sums))
+	for k, v := range sums {
+		if k != uploader.SHA256 {
+			m[string(k)] = v
+		}
+	}
+	return m
+}
+
+// hashFile reads f once and returns the digests asked for, in hex. It stops when ctx ends.
+func hashFile(ctx context.Context, f *uploader.File, kinds []uploader.Digest) (map[uploader.Digest]string, error) {
+	hs := make(map[uploader.Digest]hash.Hash, len(kinds))
+	ws := make([]io.Writer, 0, len(kinds))
+	for _, k := range kinds {
+		if hs[k] != nil {
+			continue
+		}
+		switch k {
+		case uploader.MD5:
+			hs[k] = md5.New()
+		case uploader.SHA256:
+			hs[k] = sha256.New()
+		default:
+			return nil, fmt.Errorf("unknown digest %q", k)
+		}
+		ws = append(ws, hs[k])
+	}
+	buf := make([]byte, 1<<20)
+	w := io.MultiWriter(ws...)
+	for off := int64(0); off < f.Size; {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		n, err := f.ReadAt(buf[:min(int64(len(buf)), f.Size-off)], off)
+		w.Write(buf[:n])
+		off += int64(n)
+		if err != nil && !(errors.Is(err, io.EOF) && off == f.Size) {
+			return nil, err
+		}
+	}
+	out := make(map[uploader.Digest]string, len(hs))
+	for k, h := range hs {
+		out[k] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// digest computes a file's SHA-256 from the bytes its provider reads, in order, so that an
+// upload reads the file once. Bytes read out of order (a resume from the server's offset, a
+// provider's second pass) are skipped; finish reads what the hash did not see.
+type digest struct {
+	mu     sync.Mutex
+	h      hash.Hash
+	next   int64 // the offset the hash has reached
+	closed bool  // finish has taken over
+}
+
+func newDigest() *digest { return &digest{h: sha256.New()} }
+
+func (d *digest) see(p []byte, off int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed && off <= d.next && off+int64(len(p)) > d.next {
+		d.h.Write(p[d.next-off:])
+		d.next = off + int64(len(p))
+	}
+}
+
+// finish hashes what the upload did not read in order and returns the digest in hex.
+func (d *digest) finish(f *uploader.File) (string, error) {
+	d.mu.Lock()
+	d.closed = true // from here on only finish writes to d.h
+	next := d.next
+	d.mu.Unlock()
+	if next < f.Size {
+		if _, err := io.Copy(d.h, io.NewSectionReader(f, next, f.Size-next)); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(d.h.Sum(nil)), nil
+}
+
+// requeueStopped puts a job cut by a stop back in the queue for the next start. A stop is
+// not an attempt.
+func (d *Daemon) requeueStopped(ctx context.Context, job store.Job, log *slog.Logger, sent int64) {
+	_, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+		j.State = store.Queued
+		j.Sent = sent
+		return nil
+	})
+	if err != nil {
+		log.Error("cannot checkpoint the job while stopping; it resumes at the next start", "err", err)
+		return
+	}
+	log.Info("upload interrupted by stop; it resumes at the next start", "sent", sent)
+}
+
+// attemptFailed decides what an error means for the job: back to the queue on a stop or a
+// provider pause, another attempt later, or the end. Only a try that the provider or the
+// network refused counts as an attempt; a stop, a crash, a rate limit, a Retry-After wait
+// and a provider outage do not.
+func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerRun, log *slog.Logger, sent int64, err error) next {
+	if ctx.Err() != nil {
+		d.requeueStopped(ctx, job, log, sent)
+		return next{}
+	}
+	if errors.Is(err, errCheckpoint) {
+		log.Error("the state database failed during the upload; trying again later", "err", err)
+		return d.later(d.dbBackoff())
+	}
+	class, after := uploader.Classify(err)
+	msg := d.scrub.text(err.Error())
+	plog := d.log.With("provider", pr.cfg.Name)
+	switch class {
+	case uploader.Permanent:
+		job.Attempts++ // the provider refused this try
+		return d.fail(job, pr, log, msg)
+	case uploader.RateLimited:
+		wait := d.capWait(after, d.backoff(1))
+		pr.gate.rateLimited(wait, msg, plog)
+		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
+	case uploader.RetryAfter:
+		wait := d.capWait(after, d.backoff(job.Attempts+1))
+		return d.retryWait(ctx, job, log, sent, wait, msg, false, class)
+	}
+	if pr.gate.failed(job.ID, isConnectionError(err), msg, plog) {
+		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
+	}
+	if job.Attempts+1 >= pr.cfg.MaxAttempts {
+		job.Attempts++
+		n := job.Attempts
+		return d.fail(job, pr, log, fmt.Sprintf("gave up after %d %s; the last error was: %s. Check the network and the provider, then run `chute retry %d`", n, plural(n, "attempt"), msg, job.ID))
+	}
+	return d.retryWait(ctx, job, log, sent, d.backoff(job.Attempts+1), msg, true, class)
+}
+
+// retryWait records a failed try and when the next one is due.
+func (d *Daemon) retryWait(ctx context.Context, job store.Job, log *slog.Logger, sent int64, wait time.Duration, msg string, counts bool, class uploader.Class) next {
+	at := time.Now().Add(wait)
+	j, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+		j.State = store.RetryWait
+		j.NextAttempt = at.UTC()
+		j.LastError = msg
+		j.Sent = sent
+		if counts {
+			j.Attempts++
+		}
+		return nil
+	})
+	if err != nil {
+		log.Error("cannot record the failed attempt; trying again later", "err", err)
+		return d.later(max(wait, d.dbBackoff()))
+	}
+	d.stats.retried.Add(1)
+	log.Warn("upload failed; retrying later", "attempts", j.Attempts, "class", class.String(), "retry_in", wait.Round(time.Millisecond).String(), "err", msg)
+	return next{at: at}
+}
+
+// waitWithProvider sends a job back to the front of its queue while its provider is paused;
+// the attempt does not count.
+func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, why string) next {
+	_, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+		j.State = store.Queued
+		j.LastError = why
+		j.Sent = sent
+		return nil
+	})
+	if err != nil {
+		return d.later(d.dbBackoff())
+	}
+	log.Debug("job waits for its provider", "why", why)
+	return next{front: true}
+}
+
+// capWait is the wait a server asked for, capped at MaxRetryAfter; def when it asked none.
+func (d *Daemon) capWait(asked, def time.Duration) time.Duration {
+	if asked <= 0 {
+		return def
+	}
+	return min(asked, d.maxAfter)
+}
+
+// isConnectionError tells an error that never reached the server's application (refused,
+// reset, timed out, DNS) from an answer the server gave.
+func isConnectionError(err error) bool {
+	var se *uploader.StatusError
+	return !errors.As(err, &se) && !errors.Is(err, context.Canceled)
+}
+
+// backoff is exponential with full jitter between half and all of the step.
+func (d *Daemon) backoff(attempts int) time.Duration {
+	step := d.minBackoff
+	for i := 1; i < attempts && step < d.maxBackoff; i++ {
+		step *= 2
+	}
+	step = min(step, d.maxBackoff)
+	return step/2 + rand.N(step/2+1)
+}
+
+// dbBackoff is the wait before a job whose state could not be written is tried again.
+func (d *Daemon) dbBackoff() time.Duration { return max(d.minBackoff, time.Second) }

@@ -1,0 +1,169 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"reflect"
+	"strings"
+
+	"github.com/chute-dev/chute/configs"
+)
+
+// redacted replaces a secret wherever chute would show it.
+const redacted = "[REDACTED]"
+
+// scrubber removes every configured secret (options tagged `chute:"secret"`, the values of
+// options tagged `chute:"secret_values"` such as tus headers, credentials in an endpoint URL)
+// from text: log lines, sidecar errors, the errors kept for `chute status`. Providers redact
+// what they know; this is the engine's net under them, for a server that echoes a secret
+// back in a way a provider did not foresee.
+type scrubber struct {
+	r *strings.Replacer
+}
+
+// minSecret is the shortest value treated as a secret: replacing shorter strings everywhere
+// would mangle every message and hide nothing.
+const minSecret = 4
+
+func newScrubber(cfg *configs.Config) *scrubber {
+	var pairs []string
+	add := func(v string) {
+		if len(v) >= minSecret {
+			pairs = append(pairs, v, redacted)
+			if esc := url.QueryEscape(v); esc != v {
+				pairs = append(pairs, esc, redacted)
+			}
+		}
+	}
+	for _, p := range cfg.Providers {
+		if u, err := url.Parse(p.Endpoint); err == nil {
+			if pw, ok := u.User.Password(); ok {
+				add(pw)
+			}
+			for _, vs := range u.Query() {
+				for _, v := range vs {
+					add(v)
+				}
+			}
+		}
+		secretValues(reflect.ValueOf(p.Options), add)
+	}
+	if len(pairs) == 0 {
+		return &scrubber{}
+	}
+	return &scrubber{r: strings.NewReplacer(pairs...)}
+}
+
+// secretValues calls add with every secret in an options struct.
+func secretValues(v reflect.Value, add func(string)) {
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return
+	}
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		sf, fv := t.Field(i), v.Field(i)
+		if !sf.IsExported() {
+			continue
+		}
+		tags := strings.Split(sf.Tag.Get("chute"), ",")
+		switch {
+		case hasTag(tags, "secret") && fv.Kind() == reflect.String:
+			add(fv.String())
+		case hasTag(tags, "secret_values") && fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
+			for _, k := range fv.MapKeys() {
+				val := fv.MapIndex(k).String()
+				add(val)
+				// "Bearer xyz": the token alone may be echoed too.
+				if _, tok, ok := strings.Cut(val, " "); ok {
+					add(strings.TrimSpace(tok))
+				}
+			}
+		case fv.Kind() == reflect.Struct:
+			secretValues(fv, add)
+		}
+	}
+}
+
+func hasTag(tags []string, want string) bool {
+	for _, t := range tags {
+		if strings.TrimSpace(t) == want {
+			return true
+		}
+	}
+	return false
+}
+
+// text returns s without secrets.
+func (s *scrubber) text(v string) string {
+	if s == nil || s.r == nil {
+		return v
+	}
+	return s.r.Replace(v)
+}
+
+// handler wraps h so that no log line carries a secret, in its message or its attributes.
+func (s *scrubber) handler(h slog.Handler) slog.Handler {
+	if s.r == nil {
+		return h
+	}
+	return &scrubHandler{h: h, s: s}
+}
+
+type scrubHandler struct {
+	h slog.Handler
+	s *scrubber
+}
+
+func (h *scrubHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.h.Enabled(ctx, l) }
+
+func (h *scrubHandler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, h.s.text(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(h.attr(a))
+		return true
+	})
+	return h.h.Handle(ctx, out)
+}
+
+func (h *scrubHandler) attr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, h.s.text(v.String()))
+	case slog.KindGroup:
+		attrs := v.Group()
+		out := make([]slog.Attr, len(attrs))
+		for i, g := range attrs {
+			out[i] = h.attr(g)
+		}
+		return slog.Attr{Key: a.Key, Value: slog.GroupValue(out...)}
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, h.s.text(err.Error()))
+		}
+		if str := fmt.Sprint(v.Any()); h.s.text(str) != str {
+			return slog.String(a.Key, h.s.text(str))
+		}
+	}
+	return slog.Attr{Key: a.Key, Value: v}
+}
+
+func (h *scrubHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	out := make([]slog.Attr, len(attrs))
+	for i, a := range attrs {
+		out[i] = h.attr(a)
+	}
+	return &scrubHandler{h: h.h.WithAttrs(out), s: h.s}
+}
+
+func (h *scrubHandler) WithGroup(name string) slog.Handler {
+	return &scrubHandler{h: h.h.WithGroup(name), s: h.s}
+}

@@ -829,6 +829,10 @@ func (s *soak) check() {
 		if _, ok := s.files[rel]; ok {
 			continue
 		}
+		if soakExcluded(rel) {
+			t.Errorf("%s%s: a sidecar for a temporary file the folder excludes, or for a sidecar", rel, watcher.SidecarSuffix)
+			continue
+		}
 		sc, err := soakReadSidecar(filepath.Join(s.inbox, filepath.FromSlash(rel)))
 		late := ""
 		if st, serr := os.Stat(filepath.Join(s.inbox, filepath.FromSlash(rel)) + watcher.SidecarSuffix); serr == nil {
@@ -931,7 +935,13 @@ func (s *soak) checkUploads(ups map[string]soakUpload) {
 			first[c.hash] = c
 		}
 	}
-	for h, list := range byHash {
+	for _, id := range soakSorted(ups) {
+		if u := ups[id]; soakExcluded(u.filename) {
+			t.Errorf("tusd has upload %s of a temporary file the folder excludes (or of a sidecar)", u)
+		}
+	}
+	for _, h := range soakSorted(byHash) {
+		list := byHash[h]
 		c := first[h]
 		if c == nil {
 			s.unknownUpload(list)
@@ -988,6 +998,7 @@ func (s *soak) why(rel string) string {
 	for i, d := range s.daemons {
 		for _, l := range strings.Split(d.logs.String(), "\n") {
 			if strings.Contains(l, base) {
+				l = strings.ReplaceAll(l, s.inbox+string(filepath.Separator), "")
 				lines = append(lines, fmt.Sprintf("#%d %s", i+1, l))
 			}
 		}
@@ -1042,10 +1053,35 @@ func (s *soak) summary(ups map[string]soakUpload, needed int64) {
 	for _, e := range s.timeline {
 		tl = append(tl, fmt.Sprintf("t+%v %s", e.at, e.what))
 	}
+	states := "unknown"
+	if out, _, err := runCLI(s.t, "status", "--config", s.cfg, "--json"); err == nil {
+		var jobs []struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal([]byte(out), &jobs) == nil {
+			n := map[string]int{}
+			for _, j := range jobs {
+				n[j.State]++
+			}
+			var parts []string
+			for _, k := range soakSorted(n) {
+				parts = append(parts, fmt.Sprintf("%s %d", k, n[k]))
+			}
+			states = fmt.Sprintf("%d (%s)", len(jobs), strings.Join(parts, ", "))
+		}
+	}
 	s.t.Logf("timeline:\n  %s", strings.Join(tl, "\n  "))
-	s.t.Logf("summary: %d files at the end (%d B), %d contents written; %s; %d SIGKILLs of chute (%d while tusd was receiving), %d tusd cuts; tusd: %d uploads created, %d complete (%d B), %d incomplete, %d B stored, %d B received; needed %d B (the final files): received/needed %.2f",
-		len(s.files), needed, len(s.contents), strings.Join(ops, ", "), s.kills, s.inFlight, s.tusd.restarts,
+	s.t.Logf("summary: %d files at the end (%d B), %d contents written; %s; chute's jobs %s; %d SIGKILLs of chute (%d while tusd was receiving), %d tusd cuts; tusd: %d uploads created, %d complete (%d B), %d incomplete, %d B stored, %d B received; needed %d B (the final files): received/needed %.2f",
+		len(s.files), needed, len(s.contents), strings.Join(ops, ", "), states, s.kills, s.inFlight, s.tusd.restarts,
 		s.tusd.created(), complete, completeBytes, incomplete, stored, received, needed, ratio)
+}
+
+// soakExcluded says whether a name is one the folder's config excludes (the writers'
+// temporary names) or a sidecar: chute must never upload such a file.
+func soakExcluded(rel string) bool {
+	base := filepath.Base(rel)
+	return strings.HasSuffix(base, ".part") || strings.HasSuffix(base, watcher.SidecarSuffix) ||
+		(strings.HasPrefix(base, ".") && strings.HasSuffix(base, ".tmp"))
 }
 
 func soakSorted[V any](m map[string]V) []string {

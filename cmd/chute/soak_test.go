@@ -824,7 +824,7 @@ func (s *soak) check() {
 	}
 	// Sidecars beside nothing: the file was renamed or deleted after (or while) it was
 	// uploaded. They are reported, not failed (see the README's "What happens to a file").
-	var orphans []string
+	var orphans, late []string
 	for _, rel := range soakSorted(sidecars) {
 		if _, ok := s.files[rel]; ok {
 			continue
@@ -834,20 +834,30 @@ func (s *soak) check() {
 			continue
 		}
 		sc, err := soakReadSidecar(filepath.Join(s.inbox, filepath.FromSlash(rel)))
-		late := ""
+		when := ""
 		if st, serr := os.Stat(filepath.Join(s.inbox, filepath.FromSlash(rel)) + watcher.SidecarSuffix); serr == nil {
 			if left, ok := s.left[rel]; ok && st.ModTime().After(left.Add(100*time.Millisecond)) {
-				late = fmt.Sprintf(", written %v after the file left", st.ModTime().Sub(left).Round(10*time.Millisecond))
+				when = fmt.Sprintf("(written %v after the file left)", st.ModTime().Sub(left).Round(10*time.Millisecond))
 			}
 		}
+		desc := rel
 		if err != nil {
-			orphans = append(orphans, fmt.Sprintf("%s (unreadable: %v%s)", rel, err, late))
+			desc = fmt.Sprintf("%s (unreadable: %v)", rel, err)
+		} else if sc.Status != "done" {
+			desc = fmt.Sprintf("%s (%s)", rel, sc.Status)
+		}
+		if when != "" {
+			late = append(late, fmt.Sprintf("%s %s%s", desc, when, s.why(rel)))
 		} else {
-			orphans = append(orphans, fmt.Sprintf("%s (%s, sha256 %.12s%s)", rel, sc.Status, sc.SHA256, late))
+			orphans = append(orphans, desc)
 		}
 	}
 	if len(orphans) > 0 {
-		t.Logf("%d sidecars beside no file (renamed or deleted files): %s", len(orphans), strings.Join(orphans, "; "))
+		t.Logf("%d sidecars of files renamed or deleted after the sidecar was written: %s", len(orphans), strings.Join(orphans, ", "))
+	}
+	for _, l := range late {
+		// A sidecar beside nothing (issue 6, item 2): reported, not failed, for now.
+		t.Logf("a sidecar written after its file had left: %s", l)
 	}
 	s.checkUploads(ups)
 	s.summary(ups, totalSize)
@@ -1044,10 +1054,16 @@ func (s *soak) summary(ups map[string]soakUpload, needed int64) {
 	for _, k := range soakSorted(s.ops) {
 		ops = append(ops, fmt.Sprintf("%s %d", k, s.ops[k]))
 	}
+	// received misses what tusd read in the last 50ms before each of its kills (its stats
+	// lines come every 50ms); stored is exact. Sent per needed compares what reached tusd
+	// with the complete uploads it holds: 1.00 means no byte was sent twice across kills.
 	received := s.tusd.received()
-	ratio := 0.0
-	if needed > 0 {
-		ratio = float64(received) / float64(needed)
+	sent := max(received, stored)
+	ratio := func(a, b int64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return float64(a) / float64(b)
 	}
 	var tl []string
 	for _, e := range s.timeline {
@@ -1056,12 +1072,24 @@ func (s *soak) summary(ups map[string]soakUpload, needed int64) {
 	states := "unknown"
 	if out, _, err := runCLI(s.t, "status", "--config", s.cfg, "--json"); err == nil {
 		var jobs []struct {
-			State string `json:"state"`
+			ID        uint64 `json:"id"`
+			File      string `json:"file"`
+			State     string `json:"state"`
+			Attempts  int    `json:"attempts"`
+			LastError string `json:"last_error"`
 		}
 		if json.Unmarshal([]byte(out), &jobs) == nil {
 			n := map[string]int{}
+			var failed []string
 			for _, j := range jobs {
 				n[j.State]++
+				if j.State != "done" {
+					rel, _ := filepath.Rel(s.inbox, j.File)
+					failed = append(failed, fmt.Sprintf("job %d %s %s after %d attempts: %s", j.ID, rel, j.State, j.Attempts, j.LastError))
+				}
+			}
+			if len(failed) > 0 {
+				s.t.Logf("jobs not done (files changed, replaced or gone during their upload?):\n  %s", strings.Join(failed, "\n  "))
 			}
 			var parts []string
 			for _, k := range soakSorted(n) {
@@ -1071,9 +1099,9 @@ func (s *soak) summary(ups map[string]soakUpload, needed int64) {
 		}
 	}
 	s.t.Logf("timeline:\n  %s", strings.Join(tl, "\n  "))
-	s.t.Logf("summary: %d files at the end (%d B), %d contents written; %s; chute's jobs %s; %d SIGKILLs of chute (%d while tusd was receiving), %d tusd cuts; tusd: %d uploads created, %d complete (%d B), %d incomplete, %d B stored, %d B received; needed %d B (the final files): received/needed %.2f",
+	s.t.Logf("summary: %d files at the end (%d B), %d contents written; %s; chute's jobs %s; %d SIGKILLs of chute (%d while tusd was receiving), %d tusd cuts; tusd: %d uploads created, %d complete (%d B), %d incomplete, %d B stored, %d B received; sent/needed %.3f (needed: the complete uploads' bytes), complete uploads/final files %.2f (edits, replacements, renames)",
 		len(s.files), needed, len(s.contents), strings.Join(ops, ", "), states, s.kills, s.inFlight, s.tusd.restarts,
-		s.tusd.created(), complete, completeBytes, incomplete, stored, received, needed, ratio)
+		s.tusd.created(), complete, completeBytes, incomplete, stored, received, ratio(sent, completeBytes), ratio(completeBytes, needed))
 }
 
 // soakExcluded says whether a name is one the folder's config excludes (the writers'

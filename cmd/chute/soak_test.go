@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -417,10 +418,24 @@ func soakWriteFile(path string, src io.Reader, flag int, fill func(*os.File) err
 }
 
 // operate is the applications: every 0.1 to 0.9s one operation on the folder, until ctx
-// ends. Halfway through, the big file is edited (same size) so that a second big upload is
-// in flight for the later kills.
+// ends. The first three drop an empty file, a few KiB and a few MiB, whatever the seed.
+// At 45% of the way the big file is edited (same size) so that a second big upload is in
+// flight for the later kills; at 70% it is edited again and, 1.5s after it settled (while
+// its upload is under way), renamed into sub/: the old path must get no sidecar beside
+// nothing, the new one its own upload.
 func (s *soak) operate(ctx context.Context, r *rand.Rand) {
-	bigEdit := time.Now().Add(s.chaos * 45 / 100)
+	start := time.Now()
+	plan := []struct {
+		at time.Duration
+		do func() error
+	}{
+		{0, func() error { return s.dropSized(r, 0, "part") }},
+		{0, func() error { return s.dropSized(r, 3<<10, "hidden") }},
+		{0, func() error { return s.dropSized(r, 2<<20, "part") }},
+		{s.chaos * 45 / 100, func() error { return s.edit(r, "big.bin", true) }},
+		{s.chaos * 70 / 100, func() error { return s.edit(r, "big.bin", true) }},
+		{s.chaos*70/100 + soakSettle + 1500*time.Millisecond, func() error { return s.renameTo("big.bin", "sub/big renamed.bin") }},
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -428,9 +443,9 @@ func (s *soak) operate(ctx context.Context, r *rand.Rand) {
 		case <-time.After(100*time.Millisecond + time.Duration(r.Int64N(int64(800*time.Millisecond)))):
 		}
 		var err error
-		if !bigEdit.IsZero() && time.Now().After(bigEdit) {
-			bigEdit = time.Time{}
-			err = s.edit(r, "big.bin", true)
+		if len(plan) > 0 && time.Since(start) >= plan[0].at {
+			err = plan[0].do()
+			plan = plan[1:]
 		} else {
 			err = s.operation(r)
 		}
@@ -446,7 +461,7 @@ func (s *soak) operation(r *rand.Rand) error {
 	s.mu.Lock()
 	var idle []string // the files no writer holds, in a fixed order for a replay
 	for rel, f := range s.files {
-		if !f.busy && rel != "big.bin" {
+		if !f.busy && !strings.HasPrefix(path.Base(rel), "big") { // the big file only as planned
 			idle = append(idle, rel)
 		}
 	}
@@ -511,17 +526,22 @@ func (s *soak) freeName(r *rand.Rand) (string, error) {
 
 // drop creates a new file: most through a temporary name, one in five slowly in place.
 func (s *soak) drop(r *rand.Rand) error {
+	size := soakSize(r)
+	how := []string{"part", "part", "hidden", "hidden", "slow"}[r.IntN(5)]
+	if how == "slow" && size == 0 {
+		how = "part"
+	}
+	return s.dropSized(r, size, how)
+}
+
+func (s *soak) dropSized(r *rand.Rand, size int64, how string) error {
 	rel, err := s.freeName(r)
 	if err != nil {
 		return err
 	}
-	c := s.newContent(soakSize(r))
-	how := []string{"part", "part", "hidden", "hidden", "slow"}[r.IntN(5)]
-	if how == "slow" && c.size > 0 {
-		return s.writeSlowly(rel, c, "dropped")
-	}
+	c := s.newContent(size)
 	if how == "slow" {
-		how = "part"
+		return s.writeSlowly(rel, c, "dropped")
 	}
 	if err := s.write(rel, c, how); err != nil {
 		return err
@@ -621,6 +641,10 @@ func (s *soak) rename(r *rand.Rand, rel string) error {
 	if err != nil {
 		return err
 	}
+	return s.renameTo(rel, to)
+}
+
+func (s *soak) renameTo(rel, to string) error {
 	if err := os.Rename(filepath.Join(s.inbox, filepath.FromSlash(rel)), filepath.Join(s.inbox, filepath.FromSlash(to))); err != nil {
 		return err
 	}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/chute-dev/chute/uploader"
 )
 
 // Problem is one thing wrong with a config.
@@ -61,15 +63,9 @@ func (ps Problems) sorted() Problems {
 	return out
 }
 
-// FieldError is one problem an options struct's Validate found. Key is relative to the
-// provider (e.g. "wait"); the loader reports it as "providers.<name>.<Key>".
-type FieldError struct {
-	Key string
-	Msg string
-}
+// FieldError is one problem an options struct's Validate found (uploader.FieldError: the
+// providers' own type, so that they need not import configs).
+type FieldError = uploader.FieldError
 
-// Validator is implemented by options structs that check more than required fields. The
-// loader calls Validate after filling the struct from the provider's keys.
-type Validator interface {
-	Validate() []FieldError
-}
+// Validator is implemented by options structs that check more than required fields.
+type Validator = uploader.Validator

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -190,7 +189,7 @@ func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *
 	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" {
 		return next{}, false
 	}
-	sums, err := hashFile(ctx, f, append([]uploader.Digest{uploader.SHA256}, pr.digests...))
+	sums, err := uploader.ComputeDigests(ctx, f, append([]uploader.Digest{uploader.SHA256}, pr.digests...))
 	if err != nil {
 		if ctx.Err() != nil {
 			return next{}, true
@@ -226,7 +225,7 @@ func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *
 // digestFirst computes the digests the provider needs (with the sidecar's SHA-256, in one
 // read) and records them before the upload, so that a resume never hashes again.
 func (d *Daemon) digestFirst(ctx context.Context, job *store.Job, f *uploader.File, need []uploader.Digest, log *slog.Logger) (next, bool) {
-	sums, err := hashFile(ctx, f, append([]uploader.Digest{uploader.SHA256}, need...))
+	sums, err := uploader.ComputeDigests(ctx, f, append([]uploader.Digest{uploader.SHA256}, need...))
 	if err != nil {
 		if ctx.Err() != nil {
 			d.requeueStopped(ctx, *job, log, job.Sent)
@@ -267,44 +266,6 @@ func digestMap(sums map[uploader.Digest]string) map[string]string {
 		}
 	}
 	return m
-}
-
-// hashFile reads f once and returns the digests asked for, in hex. It stops when ctx ends.
-func hashFile(ctx context.Context, f *uploader.File, kinds []uploader.Digest) (map[uploader.Digest]string, error) {
-	hs := make(map[uploader.Digest]hash.Hash, len(kinds))
-	ws := make([]io.Writer, 0, len(kinds))
-	for _, k := range kinds {
-		if hs[k] != nil {
-			continue
-		}
-		switch k {
-		case uploader.MD5:
-			hs[k] = md5.New()
-		case uploader.SHA256:
-			hs[k] = sha256.New()
-		default:
-			return nil, fmt.Errorf("unknown digest %q", k)
-		}
-		ws = append(ws, hs[k])
-	}
-	buf := make([]byte, 1<<20)
-	w := io.MultiWriter(ws...)
-	for off := int64(0); off < f.Size; {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		n, err := f.ReadAt(buf[:min(int64(len(buf)), f.Size-off)], off)
-		w.Write(buf[:n])
-		off += int64(n)
-		if err != nil && !(errors.Is(err, io.EOF) && off == f.Size) {
-			return nil, err
-		}
-	}
-	out := make(map[uploader.Digest]string, len(hs))
-	for k, h := range hs {
-		out[k] = hex.EncodeToString(h.Sum(nil))
-	}
-	return out, nil
 }
 
 func unwrapPath(err error) error {

@@ -42,7 +42,7 @@ type JobStatus struct {
 // StatusOf describes j; sent overrides the saved progress when >= 0.
 func StatusOf(j store.Job, sent int64) JobStatus {
 	s := JobStatus{
-		ID: j.ID, File: displayPath(j.Path), Provider: j.Provider, State: j.State, Size: j.Size,
+		ID: j.ID, File: store.DisplayPath(j.Path), Provider: j.Provider, State: j.State, Size: j.Size,
 		Sent: j.Sent, Attempts: j.Attempts, LastError: j.LastError, QueuedAt: j.QueuedAt,
 	}
 	if sent >= 0 {

@@ -36,10 +36,11 @@ func (d *Daemon) newest(job store.Job) (bool, error) {
 }
 
 // sidecarOf describes job as its sidecar says it.
-func (d *Daemon) sidecarOf(job store.Job, pr *providerRun, status, msg string, finished time.Time) *Sidecar {
-	base := filepath.Base(job.Path)
+// target is where the file is (its new place with after: move).
+func (d *Daemon) sidecarOf(job store.Job, target string, pr *providerRun, status, msg string, finished time.Time) *Sidecar {
+	base := filepath.Base(target)
 	sc := &Sidecar{
-		Status: status, File: displayPath(base), Size: job.Size, MTime: job.ModTime.UTC(), SHA256: job.SHA256,
+		Status: status, File: store.DisplayPath(base), Size: job.Size, MTime: job.ModTime.UTC(), SHA256: job.SHA256,
 		Provider: pr.cfg.Type, ProviderName: pr.cfg.Name, Error: msg, Job: job.ID,
 		Attempts: job.Attempts, QueuedAt: job.QueuedAt, FinishedAt: finished,
 	}
@@ -76,7 +77,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	}
 	finished := time.Now().UTC()
 	if err == nil {
-		err = WriteSidecar(target, d.sidecarOf(job, pr, "done", "", finished))
+		err = WriteSidecar(target, d.sidecarOf(job, target, pr, "done", "", finished))
 	}
 	if err == nil && after == configs.AfterDelete {
 		// The sidecar stays as the record of where the file went.
@@ -155,7 +156,7 @@ func (d *Daemon) fail(job store.Job, pr *providerRun, log *slog.Logger, msg stri
 	now := time.Now().UTC()
 	if ok, err := d.newest(job); err == nil && ok {
 		if _, serr := os.Lstat(job.Path); serr == nil {
-			if err := WriteSidecar(job.Path, d.sidecarOf(job, pr, "failed", msg, now)); err != nil {
+			if err := WriteSidecar(job.Path, d.sidecarOf(job, job.Path, pr, "failed", msg, now)); err != nil {
 				log.Error("cannot write the failed sidecar", "err", err)
 			}
 		}
@@ -363,7 +364,7 @@ func (d *Daemon) repairSidecars(ctx context.Context) {
 		if finished.IsZero() {
 			finished = time.Now().UTC()
 		}
-		if err := WriteSidecar(target, d.sidecarOf(job, pr, "done", "", finished)); err != nil {
+		if err := WriteSidecar(target, d.sidecarOf(job, target, pr, "done", "", finished)); err != nil {
 			d.log.Warn("cannot write a missing sidecar again", "file", target, "err", err)
 			continue
 		}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,10 +158,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer st.Close()
 	d.st = st
 	defer d.http.CloseIdle()
-	opened, err := os.Stat(d.cfg.State)
-	if err != nil {
-		return fmt.Errorf("state database: %w", err)
-	}
 
 	wfolders := make([]watcher.Folder, len(d.cfg.Folders))
 	for i, f := range d.cfg.Folders {
@@ -215,7 +210,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := d.guardState(ctx, opened); err != nil {
+		if err := d.guardState(ctx); err != nil {
 			d.log.Error("stopping", "err", err)
 			fail(err)
 		}
@@ -252,7 +247,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // guardState stops the daemon when the database file it holds is no longer the one at its
 // path: its lock would no longer keep a second daemon out.
-func (d *Daemon) guardState(ctx context.Context, opened os.FileInfo) error {
+func (d *Daemon) guardState(ctx context.Context) error {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
@@ -261,9 +256,8 @@ func (d *Daemon) guardState(ctx context.Context, opened os.FileInfo) error {
 			return nil
 		case <-t.C:
 		}
-		now, err := os.Stat(d.cfg.State)
-		if err != nil || !os.SameFile(opened, now) {
-			return fmt.Errorf("%w (%s); stopping so that no file is uploaded twice. Restore the file, or start chute again to begin a new one (sidecars keep done files from being uploaded again)", ErrStateReplaced, d.cfg.State)
+		if err := d.st.Check(); err != nil {
+			return fmt.Errorf("%w: %w; stopping so that no file is uploaded twice. Restore the file, or start chute again to begin a new one (sidecars keep done files from being uploaded again)", ErrStateReplaced, err)
 		}
 	}
 }

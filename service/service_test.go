@@ -402,10 +402,13 @@ func TestControlSocket(t *testing.T) {
 	if sc := e.sidecar(p); sc.Status != "failed" {
 		t.Fatalf("sidecar %+v", sc)
 	}
-	jobs, err := service.QueryJobs(context.Background(), e.state)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The failed sidecar is written just before the state: wait for it.
+	var jobs []service.JobStatus
+	waitFor(t, func() bool {
+		var err error
+		jobs, err = service.QueryJobs(context.Background(), e.state)
+		return err == nil && len(jobs) == 1 && jobs[0].State == store.Failed
+	}, "the job to be failed")
 	if len(jobs) != 1 || jobs[0].State != store.Failed || !strings.Contains(jobs[0].LastError, "503") {
 		t.Fatalf("jobs from the socket: %+v", jobs)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -125,23 +124,4 @@ func sidecarSaysDone(path string, size int64, mtime time.Time) bool {
 		return false
 	}
 	return sc.Status == "done" && sc.Size == size && !sc.MTime.IsZero() && sc.MTime.Equal(mtime)
-}
-
-// displayPath shows a path that may hold any bytes: valid UTF-8 as it is, each invalid byte
-// as \xNN.
-func displayPath(p string) string {
-	if utf8.ValidString(p) {
-		return p
-	}
-	var b strings.Builder
-	for i := 0; i < len(p); {
-		r, n := utf8.DecodeRuneInString(p[i:])
-		if r == utf8.RuneError && n == 1 {
-			fmt.Fprintf(&b, `\x%02x`, p[i])
-		} else {
-			b.WriteString(p[i : i+n])
-		}
-		i += n
-	}
-	return b.String()
 }

@@ -3,9 +3,11 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // State is where a job is in its life: queued -> uploading -> done | failed, with retry_wait
@@ -103,6 +105,70 @@ type Filter struct {
 	Limit    int     // at most this many jobs; zero or less: no limit
 }
 
+// jobFields is Job without its JSON methods, so that they can use the default encoding for
+// every field but the paths.
+type jobFields Job
+
+// jobJSON is how a Job is stored. Paths are bytes and JSON strings are UTF-8 (encoding/json
+// turns each invalid byte into U+FFFD, and the file of that name does not exist): a path that is
+// valid UTF-8 is stored as a string, as schema version 1 always did; any other is stored exactly
+// in *_bytes (base64), with its DisplayPath in the string for people reading the database.
+// The outer fields hide jobFields' fields of the same JSON name.
+type jobJSON struct {
+	*jobFields
+	Path         string `json:"path"`
+	PathBytes    []byte `json:"path_bytes,omitempty"`
+	Folder       string `json:"folder"`
+	FolderBytes  []byte `json:"folder_bytes,omitempty"`
+	MovedTo      string `json:"moved_to,omitempty"`
+	MovedToBytes []byte `json:"moved_to_bytes,omitempty"`
+	Sidecar      string `json:"sidecar,omitempty"`
+	SidecarBytes []byte `json:"sidecar_bytes,omitempty"`
+}
+
+// pathJSON splits a path into jobJSON's string and bytes.
+func pathJSON(p string) (string, []byte) {
+	if utf8.ValidString(p) {
+		return p, nil
+	}
+	return DisplayPath(p), []byte(p)
+}
+
+// MarshalJSON encodes j as the store keeps it, every byte of its paths intact.
+func (j Job) MarshalJSON() ([]byte, error) {
+	w := jobJSON{jobFields: (*jobFields)(&j)}
+	w.Path, w.PathBytes = pathJSON(j.Path)
+	w.Folder, w.FolderBytes = pathJSON(j.Folder)
+	w.MovedTo, w.MovedToBytes = pathJSON(j.MovedTo)
+	w.Sidecar, w.SidecarBytes = pathJSON(j.Sidecar)
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote, and the plain strings of older databases.
+func (j *Job) UnmarshalJSON(b []byte) error {
+	var f jobFields
+	w := jobJSON{jobFields: &f}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	f.Path, f.Folder = w.Path, w.Folder
+	if w.PathBytes != nil {
+		f.Path = string(w.PathBytes)
+	}
+	if w.FolderBytes != nil {
+		f.Folder = string(w.FolderBytes)
+	}
+	f.MovedTo, f.Sidecar = w.MovedTo, w.Sidecar
+	if w.MovedToBytes != nil {
+		f.MovedTo = string(w.MovedToBytes)
+	}
+	if w.SidecarBytes != nil {
+		f.Sidecar = string(w.SidecarBytes)
+	}
+	*j = Job(f)
+	return nil
+}
+
 func encodeJob(j *Job) ([]byte, error) {
 	b, err := json.Marshal(j)
 	if err != nil {
@@ -111,10 +177,13 @@ func encodeJob(j *Job) ([]byte, error) {
 	return b, nil
 }
 
+// errCorrupt marks a record that cannot be what this code wrote: the file is damaged.
+var errCorrupt = errors.New("corrupt record")
+
 func decodeJob(id uint64, b []byte) (Job, error) {
 	var j Job
 	if err := json.Unmarshal(b, &j); err != nil {
-		return Job{}, fmt.Errorf("decode job %d: %w", id, err)
+		return Job{}, fmt.Errorf("decode job %d: %w: %w", id, errCorrupt, err)
 	}
 	j.ID = id // the key is the truth
 	return j, nil

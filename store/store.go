@@ -17,6 +17,7 @@ package store
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -57,6 +58,11 @@ var ErrNotFound = errors.New("job not found")
 // with a layout this one does not understand.
 var ErrNewerSchema = errors.New("state database written by a newer chute")
 
+// ErrReplaced is returned (wrapped) by Check when the database's path no longer names the file
+// that Open opened: it was deleted, or another file was put in its place. Writes then go to a
+// file nobody will read again and the lock no longer keeps a second chute out: stop.
+var ErrReplaced = errors.New("deleted or replaced while chute was running")
+
 // Options tune Open.
 type Options struct {
 	// Timeout is how long to wait for the file lock; zero or less means DefaultTimeout.
@@ -70,11 +76,31 @@ type Options struct {
 type Store struct {
 	db   *bolt.DB
 	path string
+	// dbInfo is the database file as opened, for Check.
+	dbInfo os.FileInfo
+	// lock is the open lock file (<path>.lock), nil when there is none (a reader that found
+	// none); lockInfo is its stat, for Check.
+	lock     *os.File
+	lockInfo os.FileInfo
 }
+
+// LockPath returns the lock file that Open keeps beside the database at path.
+func LockPath(path string) string { return path + ".lock" }
+
+// lockRetry is how often Open tries again for a lock another process holds.
+const lockRetry = 50 * time.Millisecond
+
+// errWouldBlock is tryLock's answer when another process holds the lock.
+var errWouldBlock = errors.New("lock held by another process")
 
 // Open opens (creating if needed, unless ReadOnly) the state database at path. The parent
 // directory is created with mode 0700 and the file with mode 0600. If another process holds the
 // database, Open returns an error wrapping ErrInUse after opts.Timeout.
+//
+// Besides bbolt's lock on the database file, a writer holds an exclusive lock on LockPath(path)
+// (a reader a shared one, when the file exists) for as long as the Store is open. That lock
+// outlives the database file: if the file is deleted or replaced under a running daemon, a
+// second daemon still cannot start beside it (and Check tells the first to stop).
 func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open state database: empty path")
@@ -83,25 +109,133 @@ func Open(path string, opts Options) (*Store, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
+	deadline := time.Now().Add(timeout)
 	if !opts.ReadOnly {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("create state database directory: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: opts.ReadOnly})
-	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("state database %s is %w", path, ErrInUse)
-		}
-		return nil, fmt.Errorf("open state database %s: %w", path, err)
+	s := &Store{path: path}
+	if err := s.takeLock(opts.ReadOnly, deadline); err != nil {
+		return nil, err
 	}
-	db.MaxBatchDelay = batchDelay
-	s := &Store{db: db, path: path}
+	if err := s.openDB(opts.ReadOnly, time.Until(deadline)); err != nil {
+		s.closeLock()
+		return nil, err
+	}
 	if err := s.prepare(opts.ReadOnly); err != nil {
-		_ = db.Close()
+		_ = s.db.Close()
+		s.closeLock()
 		return nil, err
 	}
 	return s, nil
+}
+
+// takeLock opens LockPath and locks it, trying until deadline. A reader takes a shared lock
+// and only when the lock file exists (it must not create files, and may lack the right to).
+func (s *Store) takeLock(readOnly bool, deadline time.Time) error {
+	lp := LockPath(s.path)
+	var (
+		f   *os.File
+		err error
+	)
+	if readOnly {
+		f, err = os.Open(lp)
+		if err != nil {
+			// No lock file (a database that no writer of this version opened) or no right to
+			// read it: bbolt's lock on the database file is the only guard then.
+			return nil
+		}
+	} else if f, err = os.OpenFile(lp, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return fmt.Errorf("open state database lock %s: %w", lp, err)
+	}
+	for {
+		err = tryLock(f, !readOnly)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errWouldBlock) {
+			_ = f.Close()
+			return fmt.Errorf("lock state database %s: %w", lp, err)
+		}
+		if time.Now().After(deadline) {
+			_ = f.Close()
+			return fmt.Errorf("state database %s is %w", s.path, ErrInUse)
+		}
+		time.Sleep(lockRetry)
+	}
+	info, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("stat state database lock %s: %w", lp, err)
+	}
+	s.lock, s.lockInfo = f, info
+	return nil
+}
+
+func (s *Store) closeLock() {
+	if s.lock != nil {
+		_ = s.lock.Close() // closing releases the lock
+		s.lock = nil
+	}
+}
+
+// openDB opens the bbolt file and remembers which file it is, for Check.
+func (s *Store) openDB(readOnly bool, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = time.Millisecond // the lock took the whole timeout: one try (bbolt's 0 waits for ever)
+	}
+	var file *os.File
+	openFile := func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		file = f
+		return f, err
+	}
+	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly, OpenFile: openFile})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return fmt.Errorf("state database %s is %w", s.path, ErrInUse)
+		}
+		return fmt.Errorf("open state database %s: %w", s.path, err)
+	}
+	db.MaxBatchDelay = batchDelay
+	info, err := file.Stat()
+	if err != nil {
+		_ = db.Close()
+		return fmt.Errorf("stat state database %s: %w", s.path, err)
+	}
+	s.db, s.dbInfo = db, info
+	return nil
+}
+
+// Check reports whether the database's path (and its lock file's) still names the file this
+// Store opened. It returns an error wrapping ErrReplaced when either was deleted or replaced by
+// another file; other errors (a failed stat) are returned as they are. A daemon calls it every
+// few seconds and stops on ErrReplaced: it would otherwise write into a file no one will read
+// again, and, without its lock, a second daemon could start on the same config.
+func (s *Store) Check() error {
+	if err := sameFile(s.path, s.dbInfo); err != nil {
+		return fmt.Errorf("state database %w", err)
+	}
+	if s.lock != nil {
+		if err := sameFile(LockPath(s.path), s.lockInfo); err != nil {
+			return fmt.Errorf("state database lock %w", err)
+		}
+	}
+	return nil
+}
+
+func sameFile(path string, opened os.FileInfo) error {
+	now, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s was %w (the file is gone)", path, ErrReplaced)
+	case err != nil:
+		return fmt.Errorf("%s: %w", path, err)
+	case !os.SameFile(opened, now):
+		return fmt.Errorf("%s was %w (the path names another file now)", path, ErrReplaced)
+	}
+	return nil
 }
 
 // prepare checks the schema version and, when writable, creates the buckets of a new database.
@@ -162,9 +296,12 @@ func (s *Store) prepare(readOnly bool) error {
 	return nil
 }
 
-// Close closes the database and releases its lock.
+// Close closes the database and releases its locks. The lock file stays: removing it would
+// let a chute that opened it just before lock a file that the next one no longer finds.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	err := s.db.Close()
+	s.closeLock()
+	if err != nil {
 		return fmt.Errorf("close state database %s: %w", s.path, err)
 	}
 	return nil

@@ -3,7 +3,6 @@ package uploader
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,6 +22,9 @@ import (
 type Client struct {
 	HTTP      *http.Client
 	UserAgent string
+	// AnswerTimeout bounds the reading of an answer's body, from its headers on (see
+	// ClientOptions.AnswerTimeout); 0: no bound.
+	AnswerTimeout time.Duration
 }
 
 // ClientOptions tune NewClient; the zero value gives the defaults.
@@ -31,7 +33,14 @@ type ClientOptions struct {
 	IdleTimeout time.Duration
 	// MaxConnsPerHost bounds open connections to one host (default 0: no bound).
 	MaxConnsPerHost int
+	// AnswerTimeout bounds the time to read a whole answer once its headers have arrived
+	// (default 2m). The idle timeout alone does not: a server that trickles a byte every
+	// few seconds would hold a job for ever. It never bounds an upload's request body.
+	AnswerTimeout time.Duration
 }
+
+// DefaultAnswerTimeout is ClientOptions.AnswerTimeout's default.
+const DefaultAnswerTimeout = 2 * time.Minute
 
 // NewClient returns a Client with its own transport.
 func NewClient(opts ClientOptions) *Client {
@@ -61,7 +70,11 @@ func NewClient(opts ClientOptions) *Client {
 		WriteBufferSize:       64 << 10,
 		ReadBufferSize:        32 << 10,
 	}
-	return &Client{HTTP: &http.Client{Transport: tr}, UserAgent: UserAgent}
+	answer := opts.AnswerTimeout
+	if answer <= 0 {
+		answer = DefaultAnswerTimeout
+	}
+	return &Client{HTTP: &http.Client{Transport: tr}, UserAgent: UserAgent, AnswerTimeout: answer}
 }
 
 // CloseIdle closes idle connections.
@@ -104,19 +117,63 @@ func (c *idleConn) ReadFrom(r io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 // Do sends req with the User-Agent set. A network error comes back transient, with any
-// credentials in the URL removed from its message.
+// credentials in the URL removed from its message. The answer's body must be read within
+// c.AnswerTimeout of its headers: past it, a read fails with a transient error.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", c.UserAgent)
 	}
-	resp, err := c.HTTP.Do(req)
+	parent := req.Context()
+	ctx, cancel := context.WithCancel(parent)
+	resp, err := c.HTTP.Do(req.WithContext(ctx))
 	if err != nil {
-		if ctxErr := req.Context().Err(); ctxErr != nil {
+		cancel()
+		if ctxErr := parent.Err(); ctxErr != nil {
 			return nil, ctxErr
 		}
 		return nil, TransientError(fmt.Errorf("%s %s: %w", req.Method, RedactURL(req.URL.String()), unwrapURLError(err)))
 	}
+	resp.Body = newDeadlineBody(resp.Body, c.AnswerTimeout, cancel, req.Method, RedactURL(req.URL.String()))
 	return resp, nil
+}
+
+// deadlineBody is an answer's body that must be read within a time: when it passes, the
+// request's context is cancelled (which ends a read in progress) and reads fail.
+type deadlineBody struct {
+	io.ReadCloser
+	cancel  context.CancelFunc
+	timer   *time.Timer // nil: no deadline
+	expired atomic.Bool
+	limit   time.Duration
+	what    string // "METHOD URL", redacted
+}
+
+func newDeadlineBody(rc io.ReadCloser, limit time.Duration, cancel context.CancelFunc, method, u string) *deadlineBody {
+	b := &deadlineBody{ReadCloser: rc, cancel: cancel, limit: limit, what: method + " " + u}
+	if limit > 0 {
+		b.timer = time.AfterFunc(limit, func() {
+			b.expired.Store(true)
+			cancel()
+		})
+	}
+	return b
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.expired.Load() {
+		return n, TransientError(fmt.Errorf("%s: the answer was not read within %s: the server sends it too slowly", b.what, b.limit))
+	}
+	return n, err
+}
+
+func (b *deadlineBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
 }
 
 func unwrapURLError(err error) error {
@@ -136,12 +193,23 @@ type StatusError struct {
 	Body string
 	// RetryAfter is what the Retry-After (or Retry-After-Ms) header asked for, or 0.
 	RetryAfter time.Duration
+	// Message is what the provider's ErrorDecoder read in the body ("" : the body is shown).
+	Message string
+	// Code is the provider's own error code, if any.
+	Code string
 }
 
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("%s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
-	if b := strings.TrimSpace(e.Body); b != "" {
-		msg += ": " + b
+	text := e.Message
+	if text == "" {
+		text = strings.TrimSpace(e.Body)
+	}
+	if e.Code != "" {
+		msg += " (" + e.Code + ")"
+	}
+	if text != "" {
+		msg += ": " + text
 	}
 	return msg
 }
@@ -171,16 +239,7 @@ func CheckResponse(resp *http.Response) error {
 
 // ClassifyStatus wraps se in the default class for its status code.
 func ClassifyStatus(se *StatusError) error {
-	switch {
-	case se.StatusCode == http.StatusTooManyRequests:
-		return RetryAfterError(se.RetryAfter, se)
-	case se.StatusCode == http.StatusServiceUnavailable && se.RetryAfter > 0:
-		return RetryAfterError(se.RetryAfter, se)
-	case se.StatusCode == http.StatusRequestTimeout, se.StatusCode == http.StatusTooEarly, se.StatusCode >= 500:
-		return TransientError(se)
-	default:
-		return PermanentError(se)
-	}
+	return &Error{Class: statusClass(se.StatusCode, se.RetryAfter), After: se.RetryAfter, Err: se}
 }
 
 // ParseRetryAfter reads Retry-After-Ms, or Retry-After as seconds or as an HTTP date. It
@@ -210,43 +269,10 @@ func ParseRetryAfter(h http.Header, now time.Time) time.Duration {
 }
 
 // JSON sends a request with an optional JSON body and decodes a 2xx JSON answer into out
-// (when out is not nil). Any other answer comes back as CheckResponse's error.
+// (when out is not nil): Send with the default error reading.
 func (c *Client) JSON(ctx context.Context, method, rawURL string, header http.Header, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, rawURL, body)
-	if err != nil {
-		return PermanentError(fmt.Errorf("build request: %w", err))
-	}
-	for k, vs := range header {
-		req.Header[k] = vs
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	if err := CheckResponse(resp); err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if out == nil {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		return nil
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(out); err != nil {
-		return TransientError(fmt.Errorf("%s %s: decode answer: %w", method, RedactURL(rawURL), err))
-	}
-	return nil
+	_, err := c.Send(ctx, &Request{Method: method, URL: rawURL, Header: header, JSON: in, Out: out, Decode: DecodeJSON})
+	return err
 }
 
 // RedactURL removes user info and query values from a URL, which is where credentials,

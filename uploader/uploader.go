@@ -1,7 +1,3 @@
-// Package uploader defines the contract between chute's engine and its upload providers:
-// the Provider interface, the registry of provider types, the classes of error a provider
-// returns, and a shared HTTP helper. Providers know nothing of folders, the state database or
-// sidecars; the engine knows nothing of any provider's protocol.
 package uploader
 
 import (
@@ -204,6 +200,20 @@ func (r *Registry) Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// FieldError is one problem an options struct's Validate found. Key is relative to the
+// provider (e.g. "wait"); the config loader reports it as "providers.<name>.<Key>", with the
+// line it was given on.
+type FieldError struct {
+	Key string
+	Msg string
+}
+
+// Validator is implemented by options structs that check more than required fields. The
+// config loader calls Validate after filling the struct from the provider's keys.
+type Validator interface {
+	Validate() []FieldError
 }
 
 // UserAgent is sent with every request chute makes.

@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/chute-dev/chute/uploader"
 )
@@ -75,15 +72,10 @@ type uploadServer struct {
 	SSL      *bool  `json:"ssl"` // absent: https
 }
 
-// call waits for the shared rate limiter, then sends one API request.
+// call sends one API request (after the shared rate limiter).
 func (p *Provider) call(ctx context.Context, method, path string, in, out any) error {
-	if err := p.limiter.Wait(ctx); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return uploader.TransientError(fmt.Errorf("API rate limit: %w", err))
-	}
-	return p.http.JSON(ctx, method, p.api+path, p.auth, in, out)
+	_, err := p.api.Send(ctx, &uploader.Request{Method: method, URL: path, JSON: in, Out: out, Decode: uploader.DecodeJSON})
+	return err
 }
 
 // createVideo makes the video entity. The answer is one video or (as the OpenAPI document
@@ -197,16 +189,24 @@ type statusError struct {
 func (e *statusError) Error() string { return e.msg }
 func (e *statusError) Unwrap() error { return e.se }
 
+// readError reads Gcore's error answers: its field errors ({"errors":{"name":["can't be
+// blank"]}}) as "name: can't be blank", or its "error", "detail" or "message".
+func readError(a *uploader.Answer, f *uploader.Fault) {
+	if m := uploader.JSONErrorText(a.Body, "errors", "error", "detail", "message"); m != "" {
+		f.Message = uploader.Shorten(m, 300)
+	}
+}
+
 // apiError turns a failed API call into an error a user can act on. videoID is the video
 // the call was about (0: none), so that a 404 can say the video was deleted.
 func (p *Provider) apiError(what string, videoID int64, err error) error {
 	var se *uploader.StatusError
 	if !errors.As(err, &se) {
-		return redactSecret(fmt.Errorf("gcore: %s: %w", what, err), p.apiKey, "[api key]")
+		return fmt.Errorf("gcore: %s: %w", what, err)
 	}
 	detail := ""
-	if m := p.platformMessage(se.Body); m != "" {
-		detail = ": " + m
+	if se.Message != "" {
+		detail = ": " + se.Message
 	}
 	switch code := se.StatusCode; {
 	case code == http.StatusUnauthorized || code == http.StatusForbidden:
@@ -224,117 +224,5 @@ func (p *Provider) apiError(what string, videoID int64, err error) error {
 		return uploader.PermanentError(&statusError{se: se, msg: fmt.Sprintf(
 			"gcore: %s: Gcore rejected the request (422)%s", what, detail)})
 	}
-	return redactSecret(fmt.Errorf("gcore: %s: %w", what, err), p.apiKey, "[api key]")
-}
-
-// platformMessage reads what an error answer says: Gcore's field errors
-// ({"errors":{"name":["can't be blank"]}}) as "name: can't be blank", or its "error",
-// "detail" or "message"; else the start of the body.
-func (p *Provider) platformMessage(body string) string {
-	body = strings.TrimSpace(body)
-	if body == "" {
-		return ""
-	}
-	msg := ""
-	var m map[string]json.RawMessage
-	if json.Unmarshal([]byte(body), &m) == nil {
-		for _, k := range []string{"errors", "error", "detail", "message"} {
-			if raw, ok := m[k]; ok {
-				if msg = flatten("", raw); msg != "" {
-					break
-				}
-			}
-		}
-	}
-	if msg == "" {
-		msg = body
-	}
-	if len(msg) > 300 {
-		cut := 300
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut] + "…"
-	}
-	if p.apiKey != "" {
-		msg = strings.ReplaceAll(msg, p.apiKey, "[api key]")
-	}
-	return msg
-}
-
-// flatten renders a JSON error value (a string, a list of them, or an object of those by
-// field) as "field: message; field: message".
-func flatten(prefix string, raw json.RawMessage) string {
-	label := func(s string) string {
-		if prefix == "" {
-			return s
-		}
-		return prefix + ": " + s
-	}
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		if s == "" {
-			return ""
-		}
-		return label(s)
-	}
-	var list []json.RawMessage
-	if json.Unmarshal(raw, &list) == nil {
-		var parts []string
-		for _, item := range list {
-			var s string
-			if json.Unmarshal(item, &s) == nil && s != "" {
-				parts = append(parts, s)
-			} else if f := flatten("", item); f != "" {
-				parts = append(parts, f)
-			}
-		}
-		if len(parts) == 0 {
-			return ""
-		}
-		return label(strings.Join(parts, ", "))
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) == nil {
-		keys := make([]string, 0, len(obj))
-		for k := range obj {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		var parts []string
-		for _, k := range keys {
-			name := k
-			if prefix != "" {
-				name = prefix + "." + k
-			}
-			if f := flatten(name, obj[k]); f != "" {
-				parts = append(parts, f)
-			}
-		}
-		return strings.Join(parts, "; ")
-	}
-	return ""
-}
-
-// redactedError shows a message with a secret replaced; it unwraps to the original error,
-// so that its class still reads.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactSecret hides secret in err's message.
-func redactSecret(err error, secret, label string) error {
-	if err == nil || secret == "" || !strings.Contains(err.Error(), secret) {
-		return err
-	}
-	return &redactedError{msg: strings.ReplaceAll(err.Error(), secret, label), err: err}
-}
-
-// redactToken hides an upload token in err's message.
-func redactToken(err error, token string) error {
-	return redactSecret(err, token, "[upload token]")
+	return fmt.Errorf("gcore: %s: %w", what, err)
 }

@@ -19,14 +19,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
-	"github.com/chute-dev/chute/configs"
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/tus"
 )
@@ -100,33 +96,33 @@ func DefaultOptions() Options {
 
 // Validate reports every option with a value Gcore or chute cannot use. A zero Wait,
 // PollInterval or MaxWait stands for its default.
-func (o Options) Validate() []configs.FieldError {
-	var errs []configs.FieldError
+func (o Options) Validate() []uploader.FieldError {
+	var errs []uploader.FieldError
 	switch {
 	case strings.TrimSpace(o.APIKey) == "":
-		errs = append(errs, configs.FieldError{Key: "api_key", Msg: "required (or api_key_file)"})
+		errs = append(errs, uploader.FieldError{Key: "api_key", Msg: "required (or api_key_file)"})
 	case strings.ContainsAny(o.APIKey, "\r\n\x00"):
-		errs = append(errs, configs.FieldError{Key: "api_key", Msg: "must be one line (not shown: it is a secret)"})
+		errs = append(errs, uploader.FieldError{Key: "api_key", Msg: "must be one line (not shown: it is a secret)"})
 	}
 	switch o.Wait {
 	case "", WaitUploaded, WaitViewable, WaitReady:
 	default:
-		errs = append(errs, configs.FieldError{Key: "wait", Msg: fmt.Sprintf("%q is not one of uploaded, viewable, ready", o.Wait)})
+		errs = append(errs, uploader.FieldError{Key: "wait", Msg: fmt.Sprintf("%q is not one of uploaded, viewable, ready", o.Wait)})
 	}
 	if o.DirectoryID < 0 {
-		errs = append(errs, configs.FieldError{Key: "directory_id", Msg: "must be a directory id (a positive number), or 0 for the root"})
+		errs = append(errs, uploader.FieldError{Key: "directory_id", Msg: "must be a directory id (a positive number), or 0 for the root"})
 	}
 	if o.Priority < -10 || o.Priority > 10 {
-		errs = append(errs, configs.FieldError{Key: "priority", Msg: "must be between -10 (lowest) and 10 (highest)"})
+		errs = append(errs, uploader.FieldError{Key: "priority", Msg: "must be between -10 (lowest) and 10 (highest)"})
 	}
 	if o.ChunkSize < 0 {
-		errs = append(errs, configs.FieldError{Key: "chunk_size", Msg: "must not be negative (0 sends the file in one request)"})
+		errs = append(errs, uploader.FieldError{Key: "chunk_size", Msg: "must not be negative (0 sends the file in one request)"})
 	}
 	if o.PollInterval < 0 {
-		errs = append(errs, configs.FieldError{Key: "poll_interval", Msg: "must be positive"})
+		errs = append(errs, uploader.FieldError{Key: "poll_interval", Msg: "must be positive"})
 	}
 	if o.MaxWait < 0 {
-		errs = append(errs, configs.FieldError{Key: "max_wait", Msg: "must be positive"})
+		errs = append(errs, uploader.FieldError{Key: "max_wait", Msg: "must be positive"})
 	}
 	return errs
 }
@@ -153,15 +149,12 @@ func Type() uploader.Type {
 // Provider uploads to Gcore Streaming. One Provider serves every job of one configured
 // provider; they share its API rate limiter.
 type Provider struct {
-	name    string // the provider's name in the config, for messages
-	api     string // the endpoint, without a trailing slash
-	http    *uploader.Client
-	auth    http.Header
-	apiKey  string
-	opts    Options
-	tus     *tus.Client
-	limiter *rate.Limiter
-	now     func() time.Time
+	name string // the provider's name in the config, for messages
+	api  *uploader.API
+	red  *uploader.Redactor // hides the API key
+	opts Options
+	tus  *tus.Client
+	now  func() time.Time
 }
 
 var (
@@ -185,9 +178,8 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if endpoint == "" {
 		endpoint = DefaultEndpoint
 	}
-	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("gcore: endpoint %q is not an http(s) URL", uploader.RedactURL(endpoint))
+	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
+		return nil, fmt.Errorf("gcore: %w", err)
 	}
 	if opts.Wait == "" {
 		opts.Wait = WaitViewable
@@ -203,20 +195,23 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	if k, ok := cutPrefixFold(key, "apikey "); ok {
 		key = strings.TrimSpace(k)
 	}
-	auth := make(http.Header)
-	auth.Set("Authorization", "APIKey "+key)
+	red := uploader.NewRedactor(key)
 	return &Provider{
-		name:   env.Name,
-		api:    strings.TrimRight(endpoint, "/"),
-		http:   env.Client,
-		auth:   auth,
-		apiKey: key,
-		opts:   opts,
+		name: env.Name,
+		api: &uploader.API{
+			Client:   env.Client,
+			Base:     endpoint,
+			Header:   http.Header{"Authorization": {"APIKey " + key}},
+			Errors:   readError,
+			Redactor: red,
+			Pacer:    uploader.NewPacer(apiRate, apiBurst),
+		},
+		red:  red,
+		opts: opts,
 		// The upload servers authenticate with the token in the metadata: the API key is
 		// never sent to them.
-		tus:     tus.NewClient(tus.ClientOptions{HTTP: env.Client, ChunkSize: opts.ChunkSize}),
-		limiter: uploader.NewPacer(apiRate, apiBurst),
-		now:     time.Now,
+		tus: tus.NewClient(tus.ClientOptions{HTTP: env.Client, ChunkSize: opts.ChunkSize, Redactor: red}),
+		now: time.Now,
 	}, nil
 }
 
@@ -258,21 +253,8 @@ type checkpoint struct {
 // as the options say. It continues from job.Checkpoint when there is one.
 func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Result, error) {
 	log := job.Log().With("provider", "gcore")
-	var cp checkpoint
-	if len(job.Checkpoint) > 0 {
-		if err := json.Unmarshal(job.Checkpoint, &cp); err != nil {
-			// Starting over may create a second video; it beats never uploading the file.
-			log.Warn("gcore: unreadable checkpoint, starting over", "err", err)
-			cp = checkpoint{}
-		}
-	}
-	save := func(ctx context.Context) error {
-		b, err := json.Marshal(cp)
-		if err != nil {
-			return fmt.Errorf("gcore: encode checkpoint: %w", err)
-		}
-		return job.SaveCheckpoint(ctx, b)
-	}
+	cp, _ := uploader.LoadCheckpoint[checkpoint](job)
+	save := func(ctx context.Context) error { return uploader.StoreCheckpoint(ctx, job, cp) }
 
 	if cp.VideoID == 0 {
 		name, origin := job.File.Name, ""
@@ -300,7 +282,7 @@ func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Resu
 
 	if cp.Step != stepUploaded {
 		if err := p.upload(ctx, job, &cp, save, log); err != nil {
-			return uploader.Result{}, redactToken(err, cp.Token)
+			return uploader.Result{}, p.red.With(cp.Token).Error(err)
 		}
 		cp.Step, cp.UploadedAt = stepUploaded, p.now()
 		cp.Token, cp.TokenAt, cp.Servers = "", time.Time{}, nil
@@ -328,34 +310,29 @@ func (p *Provider) wait(ctx context.Context, cp *checkpoint, log *slog.Logger) (
 	if start.IsZero() {
 		start = p.now()
 	}
-	deadline := start.Add(p.opts.MaxWait)
+	var v *video
 	last := ""
-	for {
-		v, err := p.getVideo(ctx, cp.VideoID)
-		if err != nil {
-			return uploader.Result{}, err
+	poll := uploader.Poller{Floor: p.opts.PollInterval, MaxWait: p.opts.MaxWait, Now: p.now}
+	err := poll.Until(ctx, start, func(ctx context.Context) (bool, error) {
+		var err error
+		if v, err = p.getVideo(ctx, cp.VideoID); err != nil {
+			return false, err
 		}
 		if v.Status != last {
 			log.Debug("gcore: video status", "status", v.Status)
 			last = v.Status
 		}
-		done, err := p.reached(v, cp)
-		if err != nil {
-			return uploader.Result{}, err
-		}
-		if done {
-			return p.result(v, cp), nil
-		}
-		left := deadline.Sub(p.now())
-		if left <= 0 {
-			return uploader.Result{}, uploader.Permanentf(
-				"gcore: video %d is still %q %s after the upload, and wait: %s was asked: processing took too long (max_wait %s); the video stays on Gcore",
-				cp.VideoID, v.Status, p.now().Sub(start).Round(time.Second), p.opts.Wait, p.opts.MaxWait)
-		}
-		if err := sleep(ctx, min(p.opts.PollInterval, left)); err != nil {
-			return uploader.Result{}, err
-		}
+		return p.reached(v, cp)
+	})
+	if errors.Is(err, uploader.ErrMaxWait) {
+		return uploader.Result{}, uploader.Permanentf(
+			"gcore: video %d is still %q %s after the upload, and wait: %s was asked: processing took too long (max_wait %s); the video stays on Gcore",
+			cp.VideoID, v.Status, p.now().Sub(start).Round(time.Second), p.opts.Wait, p.opts.MaxWait)
 	}
+	if err != nil {
+		return uploader.Result{}, err
+	}
+	return p.result(v, cp), nil
 }
 
 // reached tells whether v is as far as opts.Wait asks, or why it never will be.
@@ -400,15 +377,4 @@ func (p *Provider) result(v *video, cp *checkpoint) uploader.Result {
 		extra["client_id"] = strconv.FormatInt(clientID, 10)
 	}
 	return uploader.Result{ID: strconv.FormatInt(v.ID, 10), URL: u, Extra: extra}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -203,12 +203,13 @@ func harness(srv *gcoretest.Server) uploadertest.Harness {
 		NewBadAuthProvider: func(t testing.TB, c *uploader.Client) uploader.Provider {
 			return newProvider(t, srv, c, func(o *gcore.Options) { o.APIKey = "wrong-key" })
 		},
-		Secret:   apiKey,
-		Stored:   func(t testing.TB, res uploader.Result) (io.ReadCloser, error) { return srv.Stored(res) },
-		Stats:    srv.Stats,
-		FailNext: srv.FailNext,
-		Listener: srv.Listener,
-		Stall:    srv.Stall,
+		Secret:    apiKey,
+		Stored:    func(t testing.TB, res uploader.Result) (io.ReadCloser, error) { return srv.Stored(res) },
+		Stats:     srv.Stats,
+		FailNext:  srv.FailNext,
+		Listener:  srv.Listener,
+		Stall:     srv.Stall,
+		Resumable: true,
 	}
 }
 

@@ -10,25 +10,24 @@ import (
 	"github.com/chute-dev/chute/uploader"
 )
 
-func TestPlatformMessage(t *testing.T) {
-	p := &Provider{apiKey: "KEY123"}
+func TestReadError(t *testing.T) {
 	cases := map[string]string{
 		`{"errors":{"name":["can't be blank"],"origin_url":["is invalid","must be https"]}}`: "name: can't be blank; origin_url: is invalid, must be https",
-		`{"errors":{"video":{"name":["can't be blank"]}}}`:                                   "video.name: can't be blank",
-		`{"errors":["quota exceeded"]}`:                                                      "quota exceeded",
-		`{"error":"Invalid API key."}`:                                                       "Invalid API key.",
-		`{"detail":"Authentication credentials were not provided."}`:                         "Authentication credentials were not provided.",
-		`{"message":"bad key KEY123"}`:                                                       "bad key [api key]",
-		"<html>502 Bad Gateway</html>":                                                       "<html>502 Bad Gateway</html>",
-		"":                                                                                   "",
+		`{"error":"Invalid API key."}`:                               "Invalid API key.",
+		`{"detail":"Authentication credentials were not provided."}`: "Authentication credentials were not provided.",
+		"<html>502 Bad Gateway</html>":                               "default",
 	}
 	for body, want := range cases {
-		if got := p.platformMessage(body); got != want {
-			t.Errorf("platformMessage(%s) = %q, want %q", body, got, want)
+		f := uploader.Fault{Message: "default"}
+		readError(&uploader.Answer{Status: 422, Body: []byte(body)}, &f)
+		if f.Message != want {
+			t.Errorf("readError(%s) = %q, want %q", body, f.Message, want)
 		}
 	}
-	if got := p.platformMessage(strings.Repeat("é", 400)); len(got) > 310 || !strings.HasSuffix(got, "…") {
-		t.Errorf("long body kept as %d bytes", len(got))
+	f := uploader.Fault{}
+	readError(&uploader.Answer{Status: 422, Body: []byte(`{"error":"` + strings.Repeat("é", 400) + `"}`)}, &f)
+	if len(f.Message) > 310 || !strings.HasSuffix(f.Message, "…") {
+		t.Errorf("long message kept as %d bytes", len(f.Message))
 	}
 }
 
@@ -60,16 +59,6 @@ func TestDecodeCreated(t *testing.T) {
 		if _, err := decodeCreated(json.RawMessage(raw)); err == nil {
 			t.Errorf("decodeCreated(%s) took it", raw)
 		}
-	}
-}
-
-func TestRedactKeepsClass(t *testing.T) {
-	err := redactToken(uploader.RetryAfterError(5, errors.New("POST x: token tok-123 refused")), "tok-123")
-	if strings.Contains(err.Error(), "tok-123") {
-		t.Errorf("token shown: %v", err)
-	}
-	if c, after := uploader.Classify(err); c != uploader.RetryAfter || after != 5 {
-		t.Errorf("class %v after %v", c, after)
 	}
 }
 

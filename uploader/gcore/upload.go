@@ -34,7 +34,7 @@ func (p *Provider) upload(ctx context.Context, job *uploader.Job, cp *checkpoint
 		if err == nil {
 			return nil
 		}
-		err = redactToken(err, token)
+		err = p.red.With(token).Error(err)
 		if cp.UploadURL != "" || !tokenRefused(err) {
 			return err
 		}
@@ -85,7 +85,7 @@ func (p *Provider) transfer(ctx context.Context, job *uploader.Job, cp *checkpoi
 		if ctx.Err() != nil || cp.UploadURL != "" || !serverFailed(err) || tokenRefused(err) {
 			return err
 		}
-		log.Warn("gcore: upload server failed; trying the next one", "server", hostOf(srv), "err", redactToken(err, cp.Token))
+		log.Warn("gcore: upload server failed; trying the next one", "server", hostOf(srv), "err", p.red.With(cp.Token).Error(err))
 		lastErr = err
 	}
 	if len(servers) == 1 {

@@ -10,7 +10,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -29,117 +28,139 @@ type Client struct {
 	http   *uploader.Client
 	header http.Header
 	chunk  int64
+	red    *uploader.Redactor
+	// query and queryHost: credentials of the endpoint's query, added to every request to
+	// its scheme and host.
+	query     url.Values
+	queryHost string
 }
 
 // ClientOptions configure a Client.
 type ClientOptions struct {
 	// HTTP is the shared HTTP helper (required).
 	HTTP *uploader.Client
-	// Header is sent with every request (e.g. authorization).
+	// Header is sent with every request (e.g. authorization); its values are secrets.
 	Header http.Header
 	// ChunkSize bounds the bytes of one PATCH; 0 sends the rest of the file in one PATCH, which
 	// is the fastest: a cut PATCH loses nothing on servers that keep what they received.
 	ChunkSize int64
+	// Redactor hides the caller's secrets in errors, besides Header's values.
+	Redactor *uploader.Redactor
+	// Endpoint, when set, is the creation URL whose query (`?key=...`) holds credentials:
+	// they go with every request to its server (creation, HEAD, PATCH), not only the first.
+	Endpoint string
 }
 
 // NewClient returns a TUS client.
 func NewClient(opts ClientOptions) *Client {
-	return &Client{http: opts.HTTP, header: opts.Header, chunk: opts.ChunkSize}
+	var secrets []string
+	for _, vs := range opts.Header {
+		secrets = append(secrets, vs...)
+	}
+	c := &Client{http: opts.HTTP, header: opts.Header, chunk: opts.ChunkSize, red: opts.Redactor.With(secrets...)}
+	if u, err := url.Parse(opts.Endpoint); err == nil && u.RawQuery != "" {
+		c.query, c.queryHost = u.Query(), u.Scheme+"://"+u.Host
+		for _, vs := range c.query {
+			c.red = c.red.With(vs...)
+		}
+	}
+	return c
 }
 
-func (c *Client) setHeaders(req *http.Request) {
-	for k, vs := range c.header {
-		req.Header[k] = vs
+// send makes one TUS request, with the client's headers, credentials and error reading.
+func (c *Client) send(ctx context.Context, red *uploader.Redactor, r *uploader.Request) (*uploader.Answer, error) {
+	r.Header = r.Header.Clone()
+	if r.Header == nil {
+		r.Header = make(http.Header)
 	}
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("User-Agent", c.http.UserAgent)
+	for k, vs := range c.header {
+		r.Header[k] = vs
+	}
+	r.Header.Set("Tus-Resumable", "1.0.0")
+	if c.query != nil && strings.HasPrefix(r.URL, c.queryHost+"/") {
+		r.Query = make(url.Values)
+		have, _ := url.Parse(r.URL)
+		for k, vs := range c.query {
+			if !have.Query().Has(k) {
+				r.Query[k] = vs
+			}
+		}
+	}
+	r.Errors, r.Redactor = readError, red
+	a, err := c.http.Send(ctx, r)
+	var se *uploader.StatusError
+	if errors.As(err, &se) && (se.StatusCode == http.StatusNotFound || se.StatusCode == http.StatusGone) {
+		return a, fmt.Errorf("%w: %w", ErrGone, err)
+	}
+	return a, err
+}
+
+// readError is TUS's reading of error answers: 413 is a file too large for the server, 409
+// and 460 offsets out of step or a checksum mismatch, 423 another request holding the upload.
+func readError(a *uploader.Answer, f *uploader.Fault) {
+	switch a.Status {
+	case http.StatusRequestEntityTooLarge:
+		f.Class, f.Message = uploader.Permanent, "the server refuses a file this large: "+f.Message
+	case http.StatusConflict, 460, http.StatusLocked:
+		// Ask the offset again and resend; a held upload is ours once that request ends.
+		f.Class = uploader.Transient
+	case http.StatusBadRequest:
+		if strings.Contains(string(a.Body), "ERR_UPLOAD_INTERRUPTED") {
+			// tusd stopped this request for a newer one of the same upload (ours, after a
+			// cut connection): asking the offset again and resuming is the cure.
+			f.Class = uploader.Transient
+		}
+	}
 }
 
 // Create makes a new upload of size bytes at the creation URL and returns its absolute URL.
 func (c *Client) Create(ctx context.Context, creationURL string, size int64, meta map[string]string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, creationURL, http.NoBody)
-	if err != nil {
-		return "", uploader.PermanentError(fmt.Errorf("tus: creation URL: %w", err))
-	}
-	c.setHeaders(req)
-	req.Header.Set("Upload-Length", strconv.FormatInt(size, 10))
+	h := http.Header{"Upload-Length": {strconv.FormatInt(size, 10)}}
 	if m := EncodeMetadata(meta); m != "" {
-		req.Header.Set("Upload-Metadata", m)
+		h.Set("Upload-Metadata", m)
 	}
-	resp, err := c.http.Do(req)
+	a, err := c.send(ctx, c.red, &uploader.Request{Method: http.MethodPost, URL: creationURL, Header: h, Expect: []int{http.StatusCreated}, What: "tus: create upload"})
 	if err != nil {
 		return "", err
 	}
-	if err := checkTUS(resp); err != nil {
-		return "", fmt.Errorf("tus: create upload: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return "", uploader.TransientError(fmt.Errorf("tus: create upload: answer %d, want 201 Created", resp.StatusCode))
-	}
-	loc := resp.Header.Get("Location")
+	loc := a.Header.Get("Location")
 	if loc == "" {
 		return "", uploader.TransientError(errors.New("tus: create upload: answer has no Location"))
 	}
 	base, _ := url.Parse(creationURL)
 	ref, err := url.Parse(loc)
 	if err != nil {
-		return "", uploader.TransientError(fmt.Errorf("tus: create upload: bad Location %q: %w", loc, err))
+		return "", uploader.TransientError(fmt.Errorf("tus: create upload: bad Location %q", c.red.String(loc)))
 	}
 	return base.ResolveReference(ref).String(), nil
-}
-
-// checkTUS is uploader.CheckResponse with TUS's own meanings: 413 is a file too large for the
-// server, 460 a checksum mismatch.
-func checkTUS(resp *http.Response) error {
-	err := uploader.CheckResponse(resp)
-	var se *uploader.StatusError
-	if err == nil || !errors.As(err, &se) {
-		return err
-	}
-	switch se.StatusCode {
-	case http.StatusRequestEntityTooLarge:
-		return uploader.Permanentf("the server refuses a file this large (413): %w", se)
-	case http.StatusNotFound, http.StatusGone:
-		return fmt.Errorf("%w: %w", ErrGone, err)
-	case http.StatusConflict, 460:
-		// Offsets out of step or a checksum mismatch: ask the offset again and resend.
-		return uploader.TransientError(se)
-	case http.StatusLocked:
-		// Another request holds the upload: ours will have it once that one ends.
-		return uploader.TransientError(se)
-	case http.StatusBadRequest:
-		if strings.Contains(se.Body, "ERR_UPLOAD_INTERRUPTED") {
-			// tusd stopped this request for a newer one of the same upload (ours, after a
-			// cut connection): asking the offset again and resuming is the cure.
-			return uploader.TransientError(se)
-		}
-	}
-	return err
 }
 
 // Offset asks the server (HEAD) how many bytes of the upload it holds. It returns ErrGone when
 // the upload no longer exists.
 func (c *Client) Offset(ctx context.Context, uploadURL string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodHead, uploadURL, http.NoBody)
-	if err != nil {
-		return 0, uploader.PermanentError(fmt.Errorf("tus: upload URL: %w", err))
-	}
-	c.setHeaders(req)
-	req.Header.Set("Cache-Control", "no-store")
-	resp, err := c.http.Do(req)
+	a, err := c.send(ctx, c.redactor(uploadURL), &uploader.Request{Method: http.MethodHead, URL: uploadURL, Header: http.Header{"Cache-Control": {"no-store"}}, What: "tus: ask offset"})
 	if err != nil {
 		return 0, err
 	}
-	if err := checkTUS(resp); err != nil {
-		return 0, fmt.Errorf("tus: ask offset: %w", err)
-	}
-	resp.Body.Close()
-	off, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
+	off, err := strconv.ParseInt(a.Header.Get("Upload-Offset"), 10, 64)
 	if err != nil || off < 0 {
-		return 0, uploader.TransientError(fmt.Errorf("tus: HEAD answered a bad Upload-Offset %q", resp.Header.Get("Upload-Offset")))
+		return 0, uploader.TransientError(fmt.Errorf("tus: HEAD answered a bad Upload-Offset %q", a.Header.Get("Upload-Offset")))
 	}
 	return off, nil
+}
+
+// redactor is the client's Redactor extended with what the upload URL's query carries (a
+// token the server put in its Location), so that an error echoing it does not show it.
+func (c *Client) redactor(uploadURL string) *uploader.Redactor {
+	u, err := url.Parse(uploadURL)
+	if err != nil || u.RawQuery == "" {
+		return c.red
+	}
+	var vals []string
+	for _, vs := range u.Query() {
+		vals = append(vals, vs...)
+	}
+	return c.red.With(vals...)
 }
 
 // Send streams f from offset to its end to the upload with PATCH requests (one, or one per
@@ -147,14 +168,27 @@ func (c *Client) Offset(ctx context.Context, uploadURL string) (int64, error) {
 // offset after the last. progress is told the bytes sent so far (offset included) as they
 // leave; it may be nil.
 func (c *Client) Send(ctx context.Context, uploadURL string, f *uploader.File, offset int64, progress func(int64)) (int64, error) {
+	red := c.redactor(uploadURL)
 	for offset < f.Size {
 		n := f.Size - offset
 		if c.chunk > 0 && n > c.chunk {
 			n = c.chunk
 		}
-		next, err := c.patch(ctx, uploadURL, f, offset, n, progress)
+		body := uploader.NewFileBody(f, offset, n).WithType("application/offset+octet-stream")
+		if progress != nil {
+			base := offset
+			body.WithProgress(func(sent int64) { progress(base + sent) })
+		}
+		a, err := c.send(ctx, red, &uploader.Request{
+			Method: http.MethodPatch, URL: uploadURL, Body: body, What: "tus: send data",
+			Header: http.Header{"Upload-Offset": {strconv.FormatInt(offset, 10)}},
+		})
 		if err != nil {
 			return offset, err
+		}
+		next, err := strconv.ParseInt(a.Header.Get("Upload-Offset"), 10, 64)
+		if err != nil {
+			return offset, uploader.TransientError(fmt.Errorf("tus: PATCH answered a bad Upload-Offset %q", a.Header.Get("Upload-Offset")))
 		}
 		if next <= offset || next > f.Size {
 			return offset, uploader.TransientError(fmt.Errorf("tus: PATCH at %d answered offset %d", offset, next))
@@ -167,62 +201,8 @@ func (c *Client) Send(ctx context.Context, uploadURL string, f *uploader.File, o
 	return offset, nil
 }
 
-func (c *Client) patch(ctx context.Context, uploadURL string, f *uploader.File, offset, n int64, progress func(int64)) (int64, error) {
-	body := &progressReader{r: f.Section(offset), left: n, base: offset, fn: progress}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, uploadURL, body)
-	if err != nil {
-		return 0, uploader.PermanentError(fmt.Errorf("tus: upload URL: %w", err))
-	}
-	req.ContentLength = n
-	c.setHeaders(req)
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	req.Header.Set("Upload-Offset", strconv.FormatInt(offset, 10))
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	if err := checkTUS(resp); err != nil {
-		return 0, fmt.Errorf("tus: send data: %w", err)
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	next, err := strconv.ParseInt(resp.Header.Get("Upload-Offset"), 10, 64)
-	if err != nil {
-		return 0, uploader.TransientError(fmt.Errorf("tus: PATCH answered a bad Upload-Offset %q", resp.Header.Get("Upload-Offset")))
-	}
-	return next, nil
-}
-
-// progressReader tells fn how far the body has been read.
-type progressReader struct {
-	r    io.Reader
-	left int64 // bytes still to send; the body ends there
-	base int64
-	n    int64
-	fn   func(int64)
-}
-
-func (p *progressReader) Read(b []byte) (int, error) {
-	if p.left <= 0 {
-		return 0, io.EOF
-	}
-	if int64(len(b)) > p.left {
-		b = b[:p.left]
-	}
-	n, err := p.r.Read(b)
-	p.left -= int64(n)
-	p.n += int64(n)
-	if p.fn != nil && n > 0 {
-		p.fn(p.base + p.n)
-	}
-	return n, err
-}
-
 // EncodeMetadata encodes the Upload-Metadata header: "key base64(value)" pairs, sorted by key.
 func EncodeMetadata(meta map[string]string) string {
-	if len(meta) == 0 {
-		return ""
-	}
 	keys := make([]string, 0, len(meta))
 	for k := range meta {
 		keys = append(keys, k)

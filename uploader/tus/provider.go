@@ -2,7 +2,7 @@ package tus
 
 import (
 	"context"
-	"encoding/json"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -44,14 +44,16 @@ type Provider struct {
 
 var _ uploader.Provider = (*Provider)(nil)
 
-// New returns a `tus` provider.
+// New returns a `tus` provider. Credentials in the endpoint go with every request to its
+// server: user info as an `Authorization: Basic` header (unless headers set Authorization),
+// query values (`?key=...`) on the creation, every HEAD and every PATCH.
 func New(env uploader.Env, opts Options) (*Provider, error) {
 	if env.Endpoint == "" {
 		return nil, errors.New("tus: endpoint (the creation URL) is required")
 	}
-	u, err := url.Parse(env.Endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("tus: endpoint %q is not an http(s) URL", uploader.RedactURL(env.Endpoint))
+	u, err := uploader.ParseEndpoint(env.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("tus: %w", err)
 	}
 	if opts.ChunkSize < 0 {
 		return nil, fmt.Errorf("tus: chunk_size must not be negative")
@@ -60,10 +62,20 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 	for k, v := range opts.Headers {
 		h.Set(k, v)
 	}
+	var secrets []string
+	if u.User != nil {
+		pw, _ := u.User.Password()
+		secrets = append(secrets, u.User.Username(), pw)
+		if h.Get("Authorization") == "" {
+			h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
+		}
+		u.User = nil // sent as a header, to every request, rather than lost on the first redirect or Location
+	}
 	return &Provider{
-		endpoint: env.Endpoint,
-		client:   NewClient(ClientOptions{HTTP: env.Client, Header: h, ChunkSize: opts.ChunkSize}),
-		meta:     opts.Metadata,
+		endpoint: u.String(),
+		client: NewClient(ClientOptions{HTTP: env.Client, Header: h, ChunkSize: opts.ChunkSize,
+			Redactor: uploader.NewRedactor(secrets...), Endpoint: u.String()}),
+		meta: opts.Metadata,
 	}, nil
 }
 
@@ -74,24 +86,16 @@ type checkpoint struct {
 
 // Upload sends job.File, resuming the upload its checkpoint names.
 func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Result, error) {
-	var cp checkpoint
-	if len(job.Checkpoint) > 0 {
-		if err := json.Unmarshal(job.Checkpoint, &cp); err != nil {
-			job.Log().Warn("tus: unreadable checkpoint, starting a new upload", "err", err)
-		}
-	}
+	cp, _ := uploader.LoadCheckpoint[checkpoint](job)
 	meta := map[string]string{"filename": job.File.Name, "filetype": uploader.ContentType(job.File.Name)}
 	for k, v := range p.meta {
 		meta[k] = v
 	}
-	save := func(ctx context.Context) error {
-		b, _ := json.Marshal(cp)
-		return job.SaveCheckpoint(ctx, b)
-	}
+	save := func(ctx context.Context) error { return uploader.StoreCheckpoint(ctx, job, cp) }
 	if err := p.client.Transfer(ctx, p.endpoint, job, meta, &cp.URL, save); err != nil {
 		return uploader.Result{}, err
 	}
-	return uploader.Result{ID: lastSegment(cp.URL), URL: withoutUserinfo(cp.URL)}, nil
+	return uploader.Result{ID: lastSegment(cp.URL), URL: publicURL(cp.URL)}, nil
 }
 
 // Transfer makes sure all of job.File is on the server. It resumes the upload at *uploadURL
@@ -144,13 +148,13 @@ func lastSegment(u string) string {
 	return path.Base(strings.TrimSuffix(p.Path, "/"))
 }
 
-// withoutUserinfo drops credentials an endpoint URL carried from the URL shown to users (the
-// checkpoint keeps them, to resume).
-func withoutUserinfo(u string) string {
+// publicURL is the upload URL as the sidecar shows it: without user info or a query, where
+// credentials and tokens live (the checkpoint keeps the whole URL, to resume).
+func publicURL(u string) string {
 	p, err := url.Parse(u)
-	if err != nil || p.User == nil {
-		return u
+	if err != nil {
+		return ""
 	}
-	p.User = nil
+	p.User, p.RawQuery = nil, ""
 	return p.String()
 }

@@ -7,10 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/tus"
@@ -57,12 +60,13 @@ func harness(srv *tustest.Server, chunk int64) uploadertest.Harness {
 		NewBadAuthProvider: func(t testing.TB, c *uploader.Client) uploader.Provider {
 			return provider(t, srv, c, "Bearer wrong", chunk)
 		},
-		Secret:   "s3cr3t-t0ken",
-		Stored:   func(t testing.TB, res uploader.Result) (io.ReadCloser, error) { return srv.Stored(res.ID) },
-		Stats:    srv.Stats,
-		FailNext: srv.FailNext,
-		Listener: srv.Listener,
-		Stall:    srv.Stall,
+		Secret:    "s3cr3t-t0ken",
+		Stored:    func(t testing.TB, res uploader.Result) (io.ReadCloser, error) { return srv.Stored(res.ID) },
+		Stats:     srv.Stats,
+		FailNext:  srv.FailNext,
+		Listener:  srv.Listener,
+		Stall:     srv.Stall,
+		Resumable: true,
 	}
 }
 
@@ -176,5 +180,157 @@ func TestResultURLHasNoCredentials(t *testing.T) {
 	}
 	if strings.Contains(res.URL, "hunter2") || strings.Contains(res.URL, "user") {
 		t.Fatalf("result URL carries credentials: %s", res.URL)
+	}
+}
+
+// fakeTUS is a minimal TUS server for faults tusd does not make: it answers creation with
+// location, HEAD with the bytes it holds, and PATCH through patch.
+type fakeTUS struct {
+	location string
+	patch    func(w http.ResponseWriter, r *http.Request)
+	deny     func(w http.ResponseWriter, r *http.Request) bool
+}
+
+func (f *fakeTUS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if f.deny != nil && f.deny(w, r) {
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		w.Header().Set("Location", f.location)
+		w.WriteHeader(http.StatusCreated)
+	case http.MethodHead:
+		w.Header().Set("Upload-Offset", "0")
+	case http.MethodPatch:
+		f.patch(w, r)
+	}
+}
+
+func uploadOnce(t *testing.T, client *uploader.Client, endpoint string, opts tus.Options, size int64) (uploader.Result, error) {
+	t.Helper()
+	p, err := tus.New(uploader.Env{Endpoint: endpoint, Client: client}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", size))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := p.Upload(ctx, &uploader.Job{File: f})
+	if ctx.Err() != nil {
+		t.Fatalf("the upload hung: %v", err)
+	}
+	return res, err
+}
+
+// The token a server puts in the upload URL's query never shows in an error, even when the
+// server echoes the URL and the token in its answer.
+func TestUploadURLTokenNotInErrors(t *testing.T) {
+	const token = "TOK-s3cret-41"
+	hs := httptest.NewServer(&fakeTUS{
+		location: "/files/u1?token=" + token,
+		patch: func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			http.Error(w, "upload "+r.URL.RequestURI()+" failed; token "+token+" is broken", http.StatusInternalServerError)
+		},
+	})
+	defer hs.Close()
+	client := uploader.NewClient(uploader.ClientOptions{})
+	defer client.CloseIdle()
+	_, err := uploadOnce(t, client, hs.URL+"/files/", tus.Options{}, 100)
+	if err == nil {
+		t.Fatal("the PATCH failed, the upload did not")
+	}
+	if strings.Contains(err.Error(), token) {
+		t.Fatalf("the error shows the upload token: %v", err)
+	}
+	if !strings.Contains(err.Error(), "is broken") {
+		t.Fatalf("the server's words are missing: %v", err)
+	}
+}
+
+// A 401 that echoes the Authorization value does not carry it into the error.
+func TestEchoedAuthorizationNotInErrors(t *testing.T) {
+	hs := httptest.NewServer(&fakeTUS{deny: func(w http.ResponseWriter, r *http.Request) bool {
+		http.Error(w, "credentials "+r.Header.Get("Authorization")+" refused", http.StatusUnauthorized)
+		return true
+	}})
+	defer hs.Close()
+	client := uploader.NewClient(uploader.ClientOptions{})
+	defer client.CloseIdle()
+	_, err := uploadOnce(t, client, hs.URL+"/files/", tus.Options{Headers: map[string]string{"Authorization": "Bearer my-own-s3cret"}}, 10)
+	if err == nil || !uploader.IsPermanent(err) {
+		t.Fatalf("401: %v, want a permanent error", err)
+	}
+	if strings.Contains(err.Error(), "my-own-s3cret") {
+		t.Fatalf("the error shows the Authorization value: %v", err)
+	}
+}
+
+// Credentials in the endpoint (user info, ?key=) go with the creation, the HEAD and every
+// PATCH, though tusd answers with an absolute Location that carries neither.
+func TestEndpointCredentialsOnEveryRequest(t *testing.T) {
+	tusd, err := tustest.NewHandler(tustest.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, pw, ok := r.BasicAuth()
+		if !ok || u != "user" || pw != "pa:ss w0rd" || r.URL.Query().Get("key") != "K3y-v4lue" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		mu.Lock()
+		seen[r.Method]++
+		mu.Unlock()
+		tusd.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+	client := uploader.NewClient(uploader.ClientOptions{})
+	defer client.CloseIdle()
+	endpoint := strings.Replace(hs.URL, "http://", "http://"+url.UserPassword("user", "pa:ss w0rd").String()+"@", 1) + "/files/?key=K3y-v4lue"
+	p, err := tus.New(uploader.Env{Endpoint: endpoint, Client: client}, tus.Options{ChunkSize: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 1000))
+	var cp []byte
+	job := &uploader.Job{File: f, Save: func(_ context.Context, b []byte) error { cp = b; return nil }}
+	res, err := p.Upload(context.Background(), job)
+	if err != nil {
+		t.Fatalf("upload with credentials in the endpoint: %v", err)
+	}
+	job.Checkpoint = cp // a resume asks the offset with HEAD
+	if _, err := p.Upload(context.Background(), job); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if seen["POST"] != 1 || seen["HEAD"] != 1 || seen["PATCH"] != 4 {
+		t.Fatalf("authorized requests %v, want 1 POST, 1 HEAD, 4 PATCH", seen)
+	}
+	if strings.Contains(res.URL, "K3y") || strings.Contains(res.URL, "w0rd") {
+		t.Fatalf("result URL carries credentials: %s", res.URL)
+	}
+}
+
+// A server that answers a PATCH and then trickles its body a byte at a time cannot hold the
+// upload: the answer must be read within the client's AnswerTimeout.
+func TestTrickledPatchAnswer(t *testing.T) {
+	var faults uploadertest.Faults
+	faults.Trickle(200 * time.Millisecond)
+	hs := httptest.NewServer(faults.Wrap(&fakeTUS{location: "/files/u1", patch: func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		w.Header().Set("Upload-Offset", fmt.Sprint(n))
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte(strings.Repeat(".", 100)))
+	}}))
+	defer hs.Close()
+	client := uploader.NewClient(uploader.ClientOptions{AnswerTimeout: time.Second})
+	defer client.CloseIdle()
+	start := time.Now()
+	_, err := uploadOnce(t, client, hs.URL+"/files/", tus.Options{}, 1000)
+	if err == nil || uploader.IsPermanent(err) || time.Since(start) > 5*time.Second {
+		t.Fatalf("trickled PATCH answer: %v after %v, want a transient error within seconds", err, time.Since(start))
 	}
 }

@@ -51,6 +51,14 @@ type Harness struct {
 	Listener *Listener
 	// Stall makes the emulator hold every request without answering until called with false.
 	Stall func(on bool)
+	// Resumable says an interrupted upload continues where the server stopped. A provider
+	// that cannot resume (UploadGig) leaves it false: a cut upload is then re-sent whole,
+	// exactly once, and the emulator still stores one file.
+	Resumable bool
+	// RateLimit, when set, makes the emulator answer the next request with the service's own
+	// account-wide rate-limit answer (UploadGig's code "-3", RedGIFs' 429 with error.delay),
+	// asking for a wait of after. The upload must then fail RateLimited, asking for after.
+	RateLimit func(after time.Duration)
 }
 
 // Sizes are the file sizes every provider must deliver byte for byte.
@@ -63,12 +71,16 @@ func Run(t *testing.T, h Harness) {
 	t.Run("TransientStatus", func(t *testing.T) { testTransient(t, h, 503, 0) })
 	t.Run("RetryAfter", func(t *testing.T) { testTransient(t, h, 429, 2*time.Second) })
 	t.Run("ConnectionCut", func(t *testing.T) { testCut(t, h) })
+	t.Run("RateLimited", func(t *testing.T) { testRateLimited(t, h) })
 	t.Run("BadCredentials", func(t *testing.T) { testBadAuth(t, h) })
 	t.Run("CancelReturnsPromptly", func(t *testing.T) { testCancel(t, h) })
 }
 
 // attempt is one call of Upload with an in-memory checkpoint store, as the engine makes it.
 type attempt struct {
+	// digests are computed once, before the first call, and kept for every retry, as the
+	// engine does for a DigestNeeder.
+	digests    map[uploader.Digest]string
 	mu         sync.Mutex
 	checkpoint []byte
 	saves      int
@@ -78,7 +90,15 @@ type attempt struct {
 	sawProgress         bool
 }
 
-func (a *attempt) job(t testing.TB, h Harness, f *uploader.File, progress func(int64)) *uploader.Job {
+func (a *attempt) job(t testing.TB, h Harness, p uploader.Provider, f *uploader.File, progress func(int64)) *uploader.Job {
+	t.Helper()
+	if dn, ok := p.(uploader.DigestNeeder); ok && a.digests == nil && len(dn.NeedDigests()) > 0 {
+		d, err := uploader.ComputeDigests(context.Background(), f, dn.NeedDigests())
+		if err != nil {
+			t.Fatalf("digests: %v", err)
+		}
+		a.digests = d
+	}
 	a.mu.Lock()
 	cp := append([]byte(nil), a.checkpoint...)
 	a.sawProgress = false
@@ -89,6 +109,7 @@ func (a *attempt) job(t testing.TB, h Harness, f *uploader.File, progress func(i
 	return &uploader.Job{
 		File:       f,
 		Checkpoint: cp,
+		Digests:    a.digests,
 		Save: func(ctx context.Context, b []byte) error {
 			a.mu.Lock()
 			defer a.mu.Unlock()
@@ -120,7 +141,7 @@ func (a *attempt) until(t testing.TB, h Harness, p uploader.Provider, f *uploade
 	for i := 0; i < maxTries; i++ {
 		var res uploader.Result
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		res, err = p.Upload(ctx, a.job(t, h, f, nil))
+		res, err = p.Upload(ctx, a.job(t, h, p, f, nil))
 		cancel()
 		if err == nil {
 			return res, nil
@@ -212,7 +233,7 @@ func testSizes(t *testing.T, h Harness) {
 			path := MakeFile(t, dir, fmt.Sprintf("clip %d ünï'\".mp4", size), size)
 			before := h.Stats()
 			var a attempt
-			res, err := p.Upload(context.Background(), a.job(t, h, OpenFile(t, path), nil))
+			res, err := p.Upload(context.Background(), a.job(t, h, p, OpenFile(t, path), nil))
 			if err != nil {
 				t.Fatalf("upload of %d bytes: %v", size, err)
 			}
@@ -232,6 +253,21 @@ func testSizes(t *testing.T, h Harness) {
 			}
 		})
 	}
+}
+
+// settled returns the emulator's counters once they stop moving: after a cancel or a cut,
+// the server may still be reading what was in flight.
+func settled(h Harness) Stats {
+	last := h.Stats()
+	for range 40 {
+		time.Sleep(50 * time.Millisecond)
+		now := h.Stats()
+		if now == last {
+			break
+		}
+		last = now
+	}
+	return last
 }
 
 // created runs one clean upload and returns how many objects the emulator counts for it, so
@@ -260,7 +296,7 @@ func testResume(t *testing.T, h Harness) {
 	var a attempt
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err := p.Upload(ctx, a.job(t, h, f, func(n int64) {
+	_, err := p.Upload(ctx, a.job(t, h, p, f, func(n int64) {
 		if n >= size/2 {
 			cancel()
 		}
@@ -268,21 +304,16 @@ func testResume(t *testing.T, h Harness) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("upload cancelled half-way returned %v, want context.Canceled", err)
 	}
-	if a.checkpoint == nil {
+	if h.Resumable && a.checkpoint == nil {
 		t.Fatal("no checkpoint was saved before the upload was cancelled")
 	}
-	mid := h.Stats()
+	mid := settled(h)
 	if mid.BytesReceived-before.BytesReceived >= size {
 		t.Fatal("the whole file arrived before the cancel: the test proves nothing")
 	}
-	res, err := a.until(t, h, p, f, 3)
-	if err != nil {
-		t.Fatalf("resume: %v", err)
-	}
-	SameBytes(t, h, res, path)
-	after := h.Stats()
-	if got := after.Created - before.Created; got != per {
-		t.Errorf("resume created %d objects, a clean upload creates %d", got, per)
+	after, done := finish(t, h, &a, p, f, path, "the cancel", before, mid, per)
+	if done {
+		return
 	}
 	if a.firstProgress == 0 && mid.BytesReceived > before.BytesReceived {
 		t.Errorf("resume started from 0 though the server held %d bytes", mid.BytesReceived-before.BytesReceived)
@@ -290,6 +321,30 @@ func testResume(t *testing.T, h Harness) {
 	if got := after.BytesReceived - before.BytesReceived; got > size+size/20 {
 		t.Errorf("server received %d bytes for a %d-byte file (%.2fx): resume re-sent what it had", got, size, float64(got)/size)
 	}
+}
+
+// finish retries an interrupted upload (after what) to its end and checks that it made no
+// more objects than a clean upload (per); for a provider that cannot resume, that the file
+// was re-sent whole, once, since mid. It returns the final counters, and done when nothing
+// is left to check.
+func finish(t *testing.T, h Harness, a *attempt, p uploader.Provider, f *uploader.File, path, what string, before, mid Stats, per int) (Stats, bool) {
+	t.Helper()
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("retry after %s: %v", what, err)
+	}
+	SameBytes(t, h, res, path)
+	after := h.Stats()
+	if got := after.Created - before.Created; got != per {
+		t.Errorf("retry after %s created %d objects, a clean upload creates %d", what, got, per)
+	}
+	if h.Resumable {
+		return after, false
+	}
+	if got := after.BytesReceived - mid.BytesReceived; got != f.Size {
+		t.Errorf("after %s the server received %d bytes of a %d-byte file: a provider that cannot resume re-sends it whole, once", what, got, f.Size)
+	}
+	return after, true
 }
 
 func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration) {
@@ -303,7 +358,7 @@ func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration
 	before := h.Stats()
 	h.FailNext(1, status, retryAfter)
 	var a attempt
-	_, err := p.Upload(context.Background(), a.job(t, h, f, nil))
+	_, err := p.Upload(context.Background(), a.job(t, h, p, f, nil))
 	if err == nil {
 		t.Fatalf("upload succeeded though the emulator answered %d", status)
 	}
@@ -342,21 +397,17 @@ func testCut(t *testing.T, h Harness) {
 	var a attempt
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err := p.Upload(ctx, a.job(t, h, f, nil))
+	_, err := p.Upload(ctx, a.job(t, h, p, f, nil))
 	if err == nil {
 		t.Fatal("upload succeeded through a cut connection")
 	}
 	if uploader.IsPermanent(err) {
 		t.Fatalf("a cut connection was classed permanent: %v", err)
 	}
-	res, err := a.until(t, h, p, f, 3)
-	if err != nil {
-		t.Fatalf("retry after a cut: %v", err)
-	}
-	SameBytes(t, h, res, path)
-	after := h.Stats()
-	if got := after.Created - before.Created; got != per {
-		t.Errorf("retry after a cut created %d objects, a clean upload creates %d", got, per)
+	mid := settled(h)
+	after, done := finish(t, h, &a, p, f, path, "a cut", before, mid, per)
+	if done {
+		return
 	}
 	if got := after.BytesReceived - before.BytesReceived; got > size*12/10 {
 		t.Errorf("server received %d bytes for a %d-byte file after a cut", got, size)
@@ -369,7 +420,7 @@ func testBadAuth(t *testing.T, h Harness) {
 	p := h.NewBadAuthProvider(t, client)
 	path := MakeFile(t, t.TempDir(), "denied.mp4", 1<<10)
 	var a attempt
-	_, err := p.Upload(context.Background(), a.job(t, h, OpenFile(t, path), nil))
+	_, err := p.Upload(context.Background(), a.job(t, h, p, OpenFile(t, path), nil))
 	if err == nil {
 		t.Fatal("upload with refused credentials succeeded")
 	}
@@ -393,7 +444,7 @@ func testCancel(t *testing.T, h Harness) {
 	done := make(chan error, 1)
 	go func() {
 		var a attempt
-		_, err := p.Upload(ctx, a.job(t, h, f, nil))
+		_, err := p.Upload(ctx, a.job(t, h, p, f, nil))
 		done <- err
 	}()
 	time.Sleep(200 * time.Millisecond) // let it reach the stalled server
@@ -407,5 +458,34 @@ func testCancel(t *testing.T, h Harness) {
 		h.Stall(false)
 		<-done
 		t.Fatal("Upload did not return within 1s of its context being cancelled")
+	}
+}
+
+func testRateLimited(t *testing.T, h Harness) {
+	if h.RateLimit == nil {
+		t.Skip("the service has no account-wide rate-limit answer (Harness.RateLimit is nil)")
+	}
+	client := newClient(t)
+	leakCheck(t, client)
+	p := h.NewProvider(t, client)
+	dir := t.TempDir()
+	per := created(t, h, p, dir)
+	path := MakeFile(t, dir, "limited.mp4", 1<<20)
+	f := OpenFile(t, path)
+	before := h.Stats()
+	const wait = 90 * time.Second
+	h.RateLimit(wait)
+	var a attempt
+	_, err := p.Upload(context.Background(), a.job(t, h, p, f, nil))
+	if class, after := uploader.Classify(err); class != uploader.RateLimited || after != wait {
+		t.Fatalf("the rate-limit answer gave %v classed %v after %v, want rate-limited after %v", err, class, after, wait)
+	}
+	res, err := a.until(t, h, p, f, 3)
+	if err != nil {
+		t.Fatalf("upload once the limit passed: %v", err)
+	}
+	SameBytes(t, h, res, path)
+	if got := h.Stats().Created - before.Created; got != per {
+		t.Errorf("a rate-limited upload created %d objects, a clean upload creates %d", got, per)
 	}
 }

@@ -23,7 +23,6 @@
 package gcoretest
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -169,8 +168,9 @@ type Server struct {
 	hosts   [2]string
 	dirs    [2]string
 	uploads [2]*tustest.Server
-	srvs    [2]*http.Server
-	done    [2]chan struct{}
+	srvs    [2]*uploadertest.HTTPServer
+	// faults are the API's knobs (the upload servers have their own).
+	faults uploadertest.Faults
 
 	mu            sync.Mutex
 	nextID        int64
@@ -179,11 +179,7 @@ type Server struct {
 	tokens        map[string]token
 	step          time.Duration
 	failTranscode string
-	failLeft      int
-	failCode      int
-	failAfter     time.Duration
-	faults        [2]UploadFault
-	gate          uploadertest.Gate
+	uploadFaults  [2]UploadFault
 	counters      Counters
 }
 
@@ -232,6 +228,7 @@ func Start(opts Options) (*Server, error) {
 		tokens:   make(map[string]token),
 		step:     opts.Step,
 	}
+	s.faults.Write = writeFault
 	for i := range s.uploads {
 		s.dirs[i] = filepath.Join(opts.Dir, fmt.Sprintf("upload-%d", i+1))
 		h, err := tustest.NewHandler(tustest.Options{
@@ -286,50 +283,27 @@ func Start(opts Options) (*Server, error) {
 	second := http.NewServeMux()
 	second.Handle("/upload/", s.uploadServer(1))
 
-	for i, h := range []http.Handler{first, second} {
-		l := s.Listener
-		if i == 1 {
-			l = s.SecondListener
-		}
-		s.srvs[i] = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-		s.done[i] = make(chan struct{})
-		go func() {
-			defer close(s.done[i])
-			_ = s.srvs[i].Serve(l)
-		}()
-	}
+	s.srvs = [2]*uploadertest.HTTPServer{uploadertest.Serve(s.Listener, first), uploadertest.Serve(s.SecondListener, second)}
 	return s, nil
 }
 
 // Close stops both listeners and waits for their goroutines.
 func (s *Server) Close() error {
 	s.Stall(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var errs []error
-	for i, srv := range s.srvs {
-		if err := srv.Shutdown(ctx); err != nil {
-			_ = srv.Close()
-			errs = append(errs, err)
-		}
-		<-s.done[i]
-	}
-	return errors.Join(errs...)
+	return errors.Join(s.srvs[0].Close(), s.srvs[1].Close())
 }
 
 // FailNext answers the next n API requests with status (and Retry-After when
 // retryAfter > 0). The upload servers are not affected: see FailUpload.
 func (s *Server) FailNext(n, status int, retryAfter time.Duration) {
-	s.mu.Lock()
-	s.failLeft, s.failCode, s.failAfter = n, status, retryAfter
-	s.mu.Unlock()
+	s.faults.FailNext(n, status, retryAfter)
 }
 
 // FailUpload makes upload server i (0 or 1, in the order listed) misbehave, or serve again
 // with UploadOK.
 func (s *Server) FailUpload(i int, f UploadFault) {
 	s.mu.Lock()
-	s.faults[i] = f
+	s.uploadFaults[i] = f
 	s.mu.Unlock()
 }
 
@@ -339,7 +313,7 @@ func (s *Server) UploadServer(i int) *tustest.Server { return s.uploads[i] }
 // Stall holds every request, to the API and the upload servers, unanswered until
 // Stall(false).
 func (s *Server) Stall(on bool) {
-	s.gate.Stall(on)
+	s.faults.Stall(on)
 	for _, u := range s.uploads {
 		u.Stall(on)
 	}
@@ -464,11 +438,7 @@ func (s *Server) apiGate(next http.Handler) http.Handler {
 		s.mu.Lock()
 		s.counters.APIRequests++
 		s.mu.Unlock()
-		if !s.gate.Wait(r.Context()) {
-			return
-		}
-		if code, after, ok := s.takeFault(); ok {
-			writeFault(w, code, after)
+		if !s.faults.Intercept(w, r) {
 			return
 		}
 		auth := r.Header.Get("Authorization")
@@ -485,24 +455,8 @@ func (s *Server) apiGate(next http.Handler) http.Handler {
 	})
 }
 
-func (s *Server) takeFault() (int, time.Duration, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failLeft <= 0 {
-		return 0, 0, false
-	}
-	s.failLeft--
-	return s.failCode, s.failAfter, true
-}
-
-func writeFault(w http.ResponseWriter, code int, after time.Duration) {
-	if after > 0 {
-		if after%time.Second == 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(after/time.Second)))
-		} else {
-			w.Header().Set("Retry-After-Ms", strconv.FormatInt(after.Milliseconds(), 10))
-		}
-	}
+// writeFault is an injected failure as Gcore's API words it.
+func writeFault(w http.ResponseWriter, code int) {
 	switch {
 	case code == http.StatusUnprocessableEntity:
 		writeJSON(w, code, map[string]any{"errors": map[string][]string{"base": {"injected fault"}}})
@@ -805,7 +759,7 @@ func (s *Server) uploadServer(i int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.counters.UploadRequests++
-		fault := s.faults[i]
+		fault := s.uploadFaults[i]
 		s.mu.Unlock()
 		switch fault {
 		case UploadBadGateway:

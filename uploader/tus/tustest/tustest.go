@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -46,23 +45,18 @@ type Server struct {
 	// URL is the creation URL, e.g. http://127.0.0.1:PORT/files/.
 	URL      string
 	Listener *uploadertest.Listener
-	dir      string
-	base     string
-	after    func(r *http.Request, status int, header http.Header)
-	srv      *http.Server
-	done     chan struct{}
-	handler  http.Handler
+	// Faults are the emulator's knobs (FailNext, Stall, Throttle) and request records.
+	Faults  uploadertest.Faults
+	dir     string
+	base    string
+	after   func(r *http.Request, status int, header http.Header)
+	srv     *uploadertest.HTTPServer
+	handler http.Handler
+	tusd    http.Handler
 
-	created  atomic.Int64
-	received atomic.Int64
-	// throttle is the most PATCH bytes a second tusd reads, all uploads together (0: no limit).
-	throttle atomic.Int64
+	created atomic.Int64
 
-	mu        sync.Mutex
-	failLeft  int
-	failCode  int
-	failAfter time.Duration
-	gate      uploadertest.Gate
+	mu sync.Mutex
 	// uploadLocks queue the requests for one upload (see lockUpload).
 	uploadLocks map[string]chan struct{}
 }
@@ -79,21 +73,9 @@ func Start(opts Options) (*Server, error) {
 	}
 	s := h
 	s.Listener = l
-	s.URL = "http://" + l.Addr().String() + s.basePath(opts)
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	s.done = make(chan struct{})
-	go func() {
-		defer close(s.done)
-		_ = s.srv.Serve(l)
-	}()
+	s.URL = "http://" + l.Addr().String() + s.base
+	s.srv = uploadertest.Serve(l, s)
 	return s, nil
-}
-
-func (s *Server) basePath(opts Options) string {
-	if opts.BasePath == "" {
-		return "/files/"
-	}
-	return opts.BasePath
 }
 
 // NewHandler returns the server as an http.Handler, for mounting under another server (the
@@ -132,25 +114,15 @@ func NewHandler(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tustest: %w", err)
 	}
-	s.handler = http.StripPrefix(strings.TrimSuffix(base, "/"), h)
+	s.tusd = http.StripPrefix(strings.TrimSuffix(base, "/"), h)
+	s.handler = s.Faults.Wrap(http.HandlerFunc(s.serve))
 	return s, nil
 }
 
-// ServeHTTP counts, injects faults, then hands the request to tusd.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.gate.Wait(r.Context()) {
-		return
-	}
-	if code, after, ok := s.takeFault(); ok {
-		if after > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(after/time.Second)))
-		}
-		http.Error(w, "injected fault", code)
-		return
-	}
-	if r.Method == http.MethodPatch && r.Body != nil {
-		r.Body = &countingBody{ReadCloser: r.Body, n: &s.received, throttle: &s.throttle}
-	}
+// ServeHTTP runs the fault knobs, then hands the request to tusd.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if id := strings.TrimPrefix(r.URL.Path, s.base); id != r.URL.Path && id != "" && r.Method != http.MethodPost {
 		release, ok := s.lockUpload(r.Context(), id)
 		if !ok {
@@ -158,20 +130,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		defer release()
 	}
-	rec := &statusRecorder{ResponseWriter: w}
+	rec := &uploadertest.StatusRecorder{ResponseWriter: w}
 	// tusd reads its per-request state from a goroutine woken by the request's context; when
 	// a client vanishes mid-PATCH that wake-up has no happens-before edge with the handler
 	// (a data race the race detector reports in tusd itself). Handing tusd a context that is
 	// cancelled only after the handler returns gives it one; tusd still sees the cut as a
 	// failed body read, and keeps what it received.
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	s.handler.ServeHTTP(rec, r.WithContext(ctx))
+	s.tusd.ServeHTTP(rec, r.WithContext(ctx))
 	cancel()
-	if r.Method == http.MethodPost && rec.code == http.StatusCreated {
+	if r.Method == http.MethodPost && rec.Code == http.StatusCreated {
 		s.created.Add(1)
 	}
 	if s.after != nil {
-		s.after(r, rec.code, w.Header())
+		s.after(r, rec.Code, w.Header())
 	}
 }
 
@@ -196,29 +168,19 @@ func (s *Server) lockUpload(ctx context.Context, id string) (release func(), ok 
 	}
 }
 
-func (s *Server) takeFault() (int, time.Duration, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.failLeft <= 0 {
-		return 0, 0, false
-	}
-	s.failLeft--
-	return s.failCode, s.failAfter, true
-}
-
 // FailNext answers the next n requests with status (and Retry-After when after > 0).
-func (s *Server) FailNext(n, status int, after time.Duration) {
-	s.mu.Lock()
-	s.failLeft, s.failCode, s.failAfter = n, status, after
-	s.mu.Unlock()
-}
+func (s *Server) FailNext(n, status int, after time.Duration) { s.Faults.FailNext(n, status, after) }
 
 // Stall holds every request unanswered until Stall(false).
-func (s *Server) Stall(on bool) { s.gate.Stall(on) }
+func (s *Server) Stall(on bool) { s.Faults.Stall(on) }
+
+// Throttle limits how fast tusd reads upload data, in bytes a second (0: no limit), so that
+// tests can interrupt an upload half-way.
+func (s *Server) Throttle(bytesPerSecond int64) { s.Faults.Throttle(bytesPerSecond) }
 
 // Stats returns the uploads created and the PATCH bytes tusd read.
 func (s *Server) Stats() uploadertest.Stats {
-	return uploadertest.Stats{Created: int(s.created.Load()), BytesReceived: s.received.Load()}
+	return uploadertest.Stats{Created: int(s.created.Load()), BytesReceived: s.Faults.BodyBytes(http.MethodPatch)}
 }
 
 // Stored opens the data of the upload with the given id.
@@ -238,57 +200,5 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.Stall(false)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	<-s.done
-	return err
+	return s.srv.Close()
 }
-
-type countingBody struct {
-	io.ReadCloser
-	n        *atomic.Int64
-	throttle *atomic.Int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	if bps := b.throttle.Load(); bps > 0 {
-		// Read in slices of a tenth of a second's worth, pausing between them.
-		if max := bps / 10; max > 0 && int64(len(p)) > max {
-			p = p[:max]
-		}
-		time.Sleep(time.Duration(int64(len(p)) * int64(time.Second) / bps))
-	}
-	n, err := b.ReadCloser.Read(p)
-	b.n.Add(int64(n))
-	return n, err
-}
-
-// Throttle limits how fast tusd reads upload data, in bytes a second per upload (0: no
-// limit), so that tests can interrupt an upload half-way.
-func (s *Server) Throttle(bytesPerSecond int64) { s.throttle.Store(bytesPerSecond) }
-
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	if r.code == 0 {
-		r.code = code
-	}
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	return r.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the real writer (tusd sets read deadlines).
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,189 @@
+package service_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chute-dev/chute/configs"
+	"github.com/chute-dev/chute/service"
+	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/uploadertest"
+)
+
+// fakeEnv is a daemon whose providers are uploadertest.Fakes, one inbox each.
+type fakeEnv struct {
+	t      *testing.T
+	dir    string
+	inbox  map[string]string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startFakes(t *testing.T, fakes map[string]*uploadertest.Fake, concurrency int) *fakeEnv {
+	t.Helper()
+	dir := t.TempDir()
+	var types []uploader.Type
+	text := fmt.Sprintf("state: %s/state.db\nproviders:\n", dir)
+	folders := "folders:\n"
+	e := &fakeEnv{t: t, dir: dir, inbox: map[string]string{}, logs: &syncBuffer{}}
+	for name, f := range fakes {
+		types = append(types, uploadertest.FakeType("fake-"+name, f))
+		text += fmt.Sprintf("  %s: {type: fake-%s, endpoint: \"http://127.0.0.1:9/\", concurrency: %d, max_attempts: 3}\n", name, name, concurrency)
+		e.inbox[name] = filepath.Join(dir, "inbox-"+name)
+		if err := os.MkdirAll(e.inbox[name], 0o755); err != nil {
+			t.Fatal(err)
+		}
+		folders += fmt.Sprintf("  - {path: %s, provider: %s, settle: 100ms}\n", e.inbox[name], name)
+	}
+	reg := uploader.NewRegistry(types...)
+	path := filepath.Join(dir, "chute.yaml")
+	if err := os.WriteFile(path, []byte(text+folders), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Load(path, configs.Options{Types: func(name string) (configs.TypeInfo, bool) {
+		ty, ok := reg.Lookup(name)
+		return configs.TypeInfo{NewOptions: ty.NewOptions, EndpointRequired: ty.DefaultEndpoint == ""}, ok
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := service.New(service.Options{Config: cfg, Registry: reg, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e.cancel, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-e.done:
+			if err != nil {
+				t.Errorf("daemon: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("daemon did not stop")
+		}
+	})
+	return e
+}
+
+func (e *fakeEnv) doneSidecar(t *testing.T, path string) *service.Sidecar {
+	t.Helper()
+	var sc *service.Sidecar
+	waitFor(t, func() bool {
+		s, err := service.ReadSidecar(path)
+		sc = s
+		return err == nil && s.Status == "done"
+	}, "a done sidecar for "+path)
+	return sc
+}
+
+// A rate-limit answer holds back every worker of that provider until its time has passed,
+// and not those of another provider; the wait is not an attempt.
+func TestRateLimitPausesTheProvider(t *testing.T) {
+	const pause = 1500 * time.Millisecond
+	var mu sync.Mutex
+	var limitedAt time.Time
+	var startsAfter []time.Time
+	limited := &uploadertest.Fake{UploadFunc: func(ctx context.Context, job *uploader.Job, call int) (uploader.Result, error) {
+		mu.Lock()
+		if call == 1 {
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // the others are queued by now
+			mu.Lock()
+			limitedAt = time.Now()
+			mu.Unlock()
+			return uploader.Result{}, uploader.RateLimitError(pause, errors.New("account rate limit"))
+		}
+		if !limitedAt.IsZero() {
+			startsAfter = append(startsAfter, time.Now())
+		}
+		mu.Unlock()
+		return uploadertest.ReadAll(ctx, job)
+	}}
+	other := &uploadertest.Fake{}
+	e := startFakes(t, map[string]*uploadertest.Fake{"limited": limited, "other": other}, 2)
+	var lim []string
+	for i := 0; i < 4; i++ {
+		p := filepath.Join(e.inbox["limited"], fmt.Sprintf("l%d.bin", i))
+		write(t, p, []byte(p))
+		lim = append(lim, p)
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return !limitedAt.IsZero() }, "the rate-limit answer")
+	start := time.Now()
+	o := filepath.Join(e.inbox["other"], "o.bin")
+	write(t, o, []byte("other"))
+	e.doneSidecar(t, o)
+	if took := time.Since(start); took > pause {
+		t.Errorf("another provider's upload waited %v: the pause held it back too", took)
+	}
+	for _, p := range lim {
+		if sc := e.doneSidecar(t, p); sc.Attempts != 1 {
+			t.Errorf("%s: attempts %d; a rate-limit wait is not an attempt", p, sc.Attempts)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, at := range startsAfter {
+		if early := limitedAt.Add(pause).Sub(at); early > 50*time.Millisecond {
+			t.Errorf("an upload of the rate-limited provider started %v before the pause ended", early)
+		}
+	}
+	if len(startsAfter) == 0 {
+		t.Fatal("no upload started after the rate limit: the test proves nothing")
+	}
+}
+
+// A provider that needs an md5 gets it (and the sidecar its SHA-256) from one read before the
+// first call; a resumed call gets the same digests without the file being hashed again.
+func TestDigestsBeforeUpload(t *testing.T) {
+	data := make([]byte, 3<<20+11)
+	for i := range data {
+		data[i] = byte(i * 31)
+	}
+	sum := md5.Sum(data)
+	want := hex.EncodeToString(sum[:])
+	needy := &uploadertest.Fake{Digests: []uploader.Digest{uploader.MD5}, UploadFunc: func(ctx context.Context, job *uploader.Job, call int) (uploader.Result, error) {
+		if call == 1 {
+			// Read a little, then fail: the next call resumes.
+			io.CopyN(io.Discard, job.File.Section(0), 1<<20)
+			return uploader.Result{}, uploader.TransientError(errors.New("cut"))
+		}
+		return uploadertest.ReadAll(ctx, job)
+	}}
+	plain := &uploadertest.Fake{}
+	e := startFakes(t, map[string]*uploadertest.Fake{"needy": needy, "plain": plain}, 1)
+	p := filepath.Join(e.inbox["needy"], "v.mp4")
+	q := filepath.Join(e.inbox["plain"], "v.mp4")
+	write(t, p, data)
+	write(t, q, data)
+	scP, scQ := e.doneSidecar(t, p), e.doneSidecar(t, q)
+	if scP.SHA256 != sha(data) || scQ.SHA256 != sha(data) {
+		t.Fatalf("sidecar sha256 %s / %s, want %s", scP.SHA256, scQ.SHA256, sha(data))
+	}
+	calls := needy.Calls()
+	if len(calls) != 2 {
+		t.Fatalf("%d calls, want 2", len(calls))
+	}
+	for i, c := range calls {
+		if c.Digests[uploader.MD5] != want {
+			t.Errorf("call %d got md5 %q, want %s", i+1, c.Digests[uploader.MD5], want)
+		}
+	}
+	if c := plain.Calls(); len(c) != 1 || len(c[0].Digests) != 0 {
+		t.Errorf("a provider that needs no digest got %+v", c)
+	}
+}

@@ -38,14 +38,14 @@ import (
 //     current bytes, and tusd holds exactly those bytes, complete, under the sidecar's id;
 //   - a sidecar beside nothing (the file was renamed or deleted) is reported, not failed;
 //   - nothing was uploaded twice that did not change: per content, tusd holds at most one
-//     complete upload for each path the content lived at (see soakCheckUploads);
+//     complete upload for each path the content lived at (see checkUploads);
 //   - no complete upload holds the half-written state of a file written slowly in place
 //     (the settle time must absorb such writers).
 //
 // Knobs: CHUTE_SOAK_SEED=N replays the same operations, sizes, contents and kill times (the
 // interleaving with the daemon still depends on timing); CHUTE_SOAK_CHAOS=30s shortens the
 // chaotic phase while iterating (the 15-kill minimum is asserted only at the default
-// length); CHUTE_SOAK_KEEP=1 keeps the work directory (state, inbox, tusd's data, logs).
+// length); CHUTE_SOAK_KEEP=1 keeps the work directory (state, inbox, tusd's data, chute-N.log).
 
 const (
 	soakChaos    = 100 * time.Second // the phase with writers and kills
@@ -203,6 +203,7 @@ func (s *soak) run() {
 	s.tusd.start()
 	t.Cleanup(s.tusd.kill)
 	s.started = time.Now()
+	t.Logf("t+0 is %s (the times in chute's logs are UTC)", s.started.UTC().Format("15:04:05.000"))
 
 	// The big file first, alone, so that the first kill is aimed at its upload.
 	r := rand.New(rand.NewPCG(s.seed, 1))
@@ -253,6 +254,11 @@ func (s *soak) run() {
 	s.quiet()
 	s.daemon.stop(t)
 	s.tusd.stop()
+	if os.Getenv("CHUTE_SOAK_KEEP") != "" {
+		for i, d := range s.daemons {
+			_ = os.WriteFile(filepath.Join(s.dir, fmt.Sprintf("chute-%d.log", i+1)), []byte(d.logs.String()), 0o644)
+		}
+	}
 }
 
 // startDaemon starts a new chute process.

@@ -477,14 +477,16 @@ func (s *soak) operation(r *rand.Rand) error {
 	pick := func() string { return idle[r.IntN(len(idle))] }
 	n := r.IntN(100)
 	switch {
-	case n < 35 && live < soakMaxFiles || len(idle) < 3:
+	case n < 32 && live < soakMaxFiles || len(idle) < 3:
 		return s.drop(r)
-	case n < 57:
+	case n < 52:
 		return s.edit(r, pick(), r.IntN(2) == 0)
-	case n < 74:
+	case n < 67:
 		return s.replace(r, pick())
-	case n < 93:
+	case n < 84:
 		return s.rename(r, pick())
+	case n < 93:
+		return s.unchanged(r, pick())
 	default:
 		if live < 10 {
 			return s.drop(r)
@@ -605,6 +607,36 @@ func (s *soak) edit(r *rand.Rand, rel string, sameSize bool) error {
 	}
 	s.mu.Unlock()
 	s.addFile(rel, c, fmt.Sprintf("edited (content #%d before, same size %v)", old.no, size == old.size), how)
+	return nil
+}
+
+// unchanged changes a file without changing its bytes: a new mtime only, or the same
+// bytes saved again through a temporary name (a new inode). It is the same content: chute
+// must not upload it again (issue 6, item 1: "when in doubt, hash and compare").
+func (s *soak) unchanged(r *rand.Rand, rel string) error {
+	s.mu.Lock()
+	c := s.files[rel].c
+	s.mu.Unlock()
+	p := filepath.Join(s.inbox, filepath.FromSlash(rel))
+	how := []string{"touch", "part", "hidden"}[r.IntN(3)]
+	if how == "touch" {
+		now := time.Now()
+		if err := os.Chtimes(p, now, now); err != nil {
+			return err
+		}
+	} else {
+		same := *c
+		if err := s.write(rel, &same, how); err != nil {
+			return err
+		}
+		if same.hash != c.hash {
+			return fmt.Errorf("%s: saving content #%d again gave other bytes", rel, c.no)
+		}
+	}
+	s.mu.Lock()
+	s.ops["unchanged ("+how+")"]++
+	s.mu.Unlock()
+	s.note(rel, "%s, bytes unchanged (kept content #%d)", map[string]string{"touch": "touched (new mtime)", "part": "saved again via .part", "hidden": "saved again via a hidden temporary"}[how], c.no)
 	return nil
 }
 

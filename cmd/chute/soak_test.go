@@ -426,34 +426,54 @@ func soakWriteFile(path string, src io.Reader, flag int, fill func(*os.File) err
 }
 
 // operate is the applications: every 0.1 to 0.9s one operation on the folder, until ctx
-// ends. The first three drop an empty file, a few KiB and a few MiB, whatever the seed.
-// At 45% of the way the big file is edited (same size) so that a second big upload is in
-// flight for the later kills; at 70% it is edited again and, 1.5s after it settled (while
-// its upload is under way), renamed into sub/: the old path must get no sidecar beside
-// nothing, the new one its own upload.
+// ends, and a plan of operations whose moments matter, with their own random source so
+// that a replay draws the same for both:
+//   - first an empty file, a few KiB and a few MiB, whatever the seed;
+//   - at 25%, mid.bin (24 MiB, 1.5s at tusd) dropped, then overwritten in place with the
+//     same size 0.6s after it settled, during its upload (two jobs for one path: the old one
+//     must not overwrite the new one's sidecar); at 55% replaced; at 85% edited, then
+//     deleted during that upload (no sidecar beside nothing);
+//   - at 45% the big file edited (same size): a second big upload for the kills; at 70%
+//     edited again and, 1.5s after it settled, renamed into sub/ during its upload.
 func (s *soak) operate(ctx context.Context, r *rand.Rand) {
-	start := time.Now()
+	rp := rand.New(rand.NewPCG(s.seed, 5))
+	const mid = 24 << 20
+	d := func(f int) time.Duration { return s.chaos * time.Duration(f) / 100 }
 	plan := []struct {
 		at time.Duration
 		do func() error
 	}{
-		{0, func() error { return s.dropSized(r, 0, "part") }},
-		{0, func() error { return s.dropSized(r, 3<<10, "hidden") }},
-		{0, func() error { return s.dropSized(r, 2<<20, "part") }},
-		{s.chaos * 45 / 100, func() error { return s.edit(r, "big.bin", true) }},
-		{s.chaos * 70 / 100, func() error { return s.edit(r, "big.bin", true) }},
-		{s.chaos*70/100 + soakSettle + 1500*time.Millisecond, func() error { return s.renameTo("big.bin", "sub/big renamed.bin") }},
+		{0, func() error { return s.dropSized(rp, 0, "part") }},
+		{0, func() error { return s.dropSized(rp, 3<<10, "hidden") }},
+		{0, func() error { return s.dropSized(rp, 2<<20, "part") }},
+		{d(25), func() error { return s.dropAt("mid.bin", s.newContent(mid), "part") }},
+		{d(25) + soakSettle + 600*time.Millisecond, func() error { return s.editHow(rp, "mid.bin", true, "overwrite") }},
+		{d(45), func() error { return s.editHow(rp, "big.bin", true, "") }},
+		{d(55), func() error { return s.replace(rp, "mid.bin") }},
+		{d(70), func() error { return s.editHow(rp, "big.bin", true, "") }},
+		{d(70) + soakSettle + 1500*time.Millisecond, func() error { return s.renameTo("big.bin", "sub/big renamed.bin") }},
+		{d(85), func() error { return s.editHow(rp, "mid.bin", true, "part") }},
+		{d(85) + soakSettle + 600*time.Millisecond, func() error { return s.remove("mid.bin", "deleted") }},
 	}
+	start := time.Now()
 	for {
+		wait := 100*time.Millisecond + time.Duration(r.Int64N(int64(800*time.Millisecond)))
+		planned := len(plan) > 0 && time.Until(start.Add(plan[0].at)) <= wait
+		if planned {
+			wait = time.Until(start.Add(plan[0].at))
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(100*time.Millisecond + time.Duration(r.Int64N(int64(800*time.Millisecond)))):
+		case <-time.After(wait):
 		}
 		var err error
-		if len(plan) > 0 && time.Since(start) >= plan[0].at {
-			err = plan[0].do()
-			plan = plan[1:]
+		if planned {
+			// A planned operation on a file still being written slowly waits its turn.
+			if s.idle("mid.bin") && s.idle("big.bin") {
+				err = plan[0].do()
+				plan = plan[1:]
+			}
 		} else {
 			err = s.operation(r)
 		}
@@ -464,12 +484,20 @@ func (s *soak) operate(ctx context.Context, r *rand.Rand) {
 	}
 }
 
+// idle says whether no slow writer holds the file at rel (true when there is none).
+func (s *soak) idle(rel string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.files[rel]
+	return f == nil || !f.busy
+}
+
 // operation does one random thing to the folder.
 func (s *soak) operation(r *rand.Rand) error {
 	s.mu.Lock()
 	var idle []string // the files no writer holds, in a fixed order for a replay
 	for rel, f := range s.files {
-		if !f.busy && !strings.HasPrefix(path.Base(rel), "big") { // the big file only as planned
+		if b := path.Base(rel); !f.busy && !strings.HasPrefix(b, "big") && b != "mid.bin" { // those only as planned
 			idle = append(idle, rel)
 		}
 	}
@@ -549,14 +577,19 @@ func (s *soak) dropSized(r *rand.Rand, size int64, how string) error {
 	if err != nil {
 		return err
 	}
-	c := s.newContent(size)
+	return s.dropAt(rel, s.newContent(size), how)
+}
+
+func (s *soak) dropAt(rel string, c *soakContent, how string) error {
 	if how == "slow" {
 		return s.writeSlowly(rel, c, "dropped")
 	}
 	if err := s.write(rel, c, how); err != nil {
 		return err
 	}
+	s.mu.Lock()
 	s.ops["drop"]++
+	s.mu.Unlock()
 	s.addFile(rel, c, "dropped", how)
 	return nil
 }
@@ -586,6 +619,11 @@ func (s *soak) writeSlowly(rel string, c *soakContent, verb string) error {
 // edit gives a file new content, of the same size or not, in place or through a temporary
 // name.
 func (s *soak) edit(r *rand.Rand, rel string, sameSize bool) error {
+	return s.editHow(r, rel, sameSize, "")
+}
+
+// editHow is edit in a given way ("" draws one).
+func (s *soak) editHow(r *rand.Rand, rel string, sameSize bool, how string) error {
 	s.mu.Lock()
 	old := s.files[rel].c
 	s.mu.Unlock()
@@ -598,7 +636,9 @@ func (s *soak) edit(r *rand.Rand, rel string, sameSize bool) error {
 	if size == old.size && size > 0 {
 		ways = append(ways, "overwrite", "overwrite")
 	}
-	how := ways[r.IntN(len(ways))]
+	if how == "" {
+		how = ways[r.IntN(len(ways))]
+	}
 	if err := s.write(rel, c, how); err != nil {
 		return err
 	}

@@ -1138,7 +1138,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"full.yaml", "gcore.yaml", "tus.yaml"} {
+	for _, want := range []string{"full.yaml", "gcore.yaml", "tus.yaml", "uploadgig.yaml"} {
 		if !contains(baseNames(paths), want) {
 			t.Errorf("examples/%s is missing", want)
 		}

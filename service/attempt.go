@@ -42,6 +42,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		if errors.Is(err, store.ErrNotFound) {
 			return next{}
 		}
+		d.storeFailed(err)
 		d.log.Error("cannot load job; trying again later", "job", id, "err", err)
 		return d.later(d.minBackoff)
 	}
@@ -154,7 +155,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 	changed := serr == nil && (now.Size() != job.Size || !now.ModTime().Equal(job.ModTime) || !os.SameFile(now, opened))
 	if changed {
 		log.Warn("the file changed during its upload; its new content is uploaded as a new job", "url", uploader.RedactURL(res.URL))
-		d.w.Forget(job.Path)
+		d.forget(job.Path)
 		return d.end(job, log, store.Failed, fmt.Sprintf("superseded: the file changed during its upload (the copy at %s may be incomplete); its new content is uploaded as a new job", uploader.RedactURL(res.URL)))
 	}
 	job, err = d.update(context.WithoutCancel(ctx), id, func(j *store.Job) error {

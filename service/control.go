@@ -188,7 +188,7 @@ func refuseRunningDaemon(statePath string) error {
 // serveControl answers `chute status` and `chute retry` on a Unix socket beside the state
 // database: the database itself is locked while the daemon runs.
 func (d *Daemon) serveControl() (*server, error) {
-	path := ControlSocket(d.cfg.State)
+	path := ControlSocket(d.state)
 	// We hold the database lock, and refuseRunningDaemon found no daemon answering: a socket
 	// file left here is stale.
 	_ = os.Remove(path)
@@ -261,7 +261,7 @@ func (d *Daemon) jobs() ([]JobStatus, error) {
 			sent = v.(interface{ Load() int64 }).Load()
 		}
 		out[i] = StatusOf(j, sent)
-		if pr, ok := d.providers[j.Provider]; ok && (j.State == store.Queued || j.State == store.Uploading) {
+		if pr, ok := d.provider(j.Provider); ok && (j.State == store.Queued || j.State == store.Uploading) {
 			if kind, why, until := pr.gate.paused(); kind != "" {
 				t := until
 				out[i].NextAttempt = &t

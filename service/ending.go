@@ -19,7 +19,7 @@ import (
 
 // after is the after-action of the job's folder.
 func (d *Daemon) after(job store.Job) string {
-	if f := d.folders[job.Folder]; f != nil {
+	if f := d.folder(job.Folder); f != nil {
 		return f.After
 	}
 	return configs.AfterKeep
@@ -69,7 +69,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	after := d.after(job)
 	switch after {
 	case configs.AfterMove:
-		target, err = d.move(ctx, job, d.folders[job.Folder])
+		target, err = d.move(ctx, job, d.folder(job.Folder))
 	case configs.AfterKeep:
 		if _, serr := os.Lstat(job.Path); errors.Is(serr, fs.ErrNotExist) {
 			return d.end(job, log, store.Done, "the file was deleted after its upload; no sidecar was written")
@@ -143,7 +143,7 @@ func (d *Daemon) end(job store.Job, log *slog.Logger, state store.State, why str
 func (d *Daemon) abandon(job store.Job, log *slog.Logger, why string) next {
 	log.Warn("job dropped: "+why, "job", job.ID)
 	n := d.end(job, log, store.Failed, why)
-	d.w.Forget(job.Path)
+	d.forget(job.Path)
 	return n
 }
 
@@ -342,7 +342,7 @@ func (d *Daemon) repairSidecars(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		pr, ok := d.providers[job.Provider]
+		pr, ok := d.provider(job.Provider)
 		if !ok || job.Result == nil {
 			continue
 		}

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,12 +48,11 @@ var ErrStateReplaced = errors.New("the state database was deleted or replaced wh
 
 // Daemon is chute running: build it with New, run it with Run.
 type Daemon struct {
-	cfg        *configs.Config
+	state      string // the state database's path (a reload cannot change it)
+	reg        *uploader.Registry
 	log        *slog.Logger
 	scrub      *scrubber
 	http       *uploader.Client
-	providers  map[string]*providerRun
-	folders    map[string]*configs.Folder
 	minBackoff time.Duration
 	maxBackoff time.Duration
 	maxAfter   time.Duration
@@ -59,7 +60,22 @@ type Daemon struct {
 	ready      func()
 
 	st *store.Store
-	w  *watcher.Watcher
+
+	// cfgMu guards what a reload swaps: the config, the providers, the folders, the watcher.
+	cfgMu     sync.RWMutex
+	cfg       *configs.Config
+	providers map[string]*providerRun
+	folders   map[string]*configs.Folder
+	w         *watcher.Watcher
+	// reloadMu makes reloads one at a time; runCtx and workers are set by Run, for the
+	// workers a reload starts.
+	reloadMu  sync.Mutex
+	runCtx    context.Context
+	workers   sync.WaitGroup
+	rewatch   chan struct{} // a new watcher is in d.w: restart watching
+	readyOnce sync.Once
+	// fatal stops Run with an error (a damaged database); set by Run.
+	fatal func(error)
 
 	mu        sync.Mutex
 	scheduled map[uint64]bool        // queued in memory, held by a worker, or waiting on a timer
@@ -76,6 +92,10 @@ type providerRun struct {
 	q       *queue
 	gate    *gate
 	digests []uploader.Digest // what the provider needs before uploading
+
+	// Its workers: stop cancels them and waits (a reload that changes or removes it).
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 type counters struct {
@@ -89,7 +109,10 @@ func New(opts Options) (*Daemon, error) {
 		return nil, errors.New("service: Config and Registry are required")
 	}
 	d := &Daemon{
+		state:      opts.Config.State,
+		reg:        opts.Registry,
 		cfg:        opts.Config,
+		rewatch:    make(chan struct{}, 1),
 		scrub:      newScrubber(opts.Config),
 		http:       opts.HTTP,
 		providers:  make(map[string]*providerRun),
@@ -120,21 +143,9 @@ func New(opts Options) (*Daemon, error) {
 		d.maxAfter = time.Hour
 	}
 	for name, pc := range opts.Config.Providers {
-		t, ok := opts.Registry.Lookup(pc.Type)
-		if !ok {
-			return nil, fmt.Errorf("providers.%s: unknown provider type %q", name, pc.Type)
-		}
-		endpoint := pc.Endpoint
-		if endpoint == "" {
-			endpoint = t.DefaultEndpoint
-		}
-		p, err := t.New(uploader.Env{Name: name, Endpoint: endpoint, Client: d.http, Logger: d.log.With("provider", name)}, pc.Options)
+		pr, err := d.newProvider(name, pc)
 		if err != nil {
-			return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
-		}
-		pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff)}
-		if dn, ok := p.(uploader.DigestNeeder); ok {
-			pr.digests = dn.NeedDigests()
+			return nil, err
 		}
 		d.providers[name] = pr
 	}
@@ -144,14 +155,117 @@ func New(opts Options) (*Daemon, error) {
 	return d, nil
 }
 
+// newProvider builds the provider called name from its config.
+func (d *Daemon) newProvider(name string, pc *configs.Provider) (*providerRun, error) {
+	t, ok := d.reg.Lookup(pc.Type)
+	if !ok {
+		return nil, fmt.Errorf("providers.%s: unknown provider type %q", name, pc.Type)
+	}
+	endpoint := pc.Endpoint
+	if endpoint == "" {
+		endpoint = t.DefaultEndpoint
+	}
+	p, err := t.New(uploader.Env{Name: name, Endpoint: endpoint, Client: d.http, Logger: d.log.With("provider", name)}, pc.Options)
+	if err != nil {
+		return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
+	}
+	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff)}
+	if dn, ok := p.(uploader.DigestNeeder); ok {
+		pr.digests = dn.NeedDigests()
+	}
+	return pr, nil
+}
+
+// newWatcher builds a watcher of cfg's folders.
+func (d *Daemon) newWatcher(cfg *configs.Config) (*watcher.Watcher, error) {
+	wfolders := make([]watcher.Folder, len(cfg.Folders))
+	for i, f := range cfg.Folders {
+		wfolders[i] = watcher.Folder{Path: f.Path, Recursive: f.Recursive, Include: f.Include, Exclude: f.Exclude, Settle: f.Settle, MaxWait: f.MaxWait}
+	}
+	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching})
+}
+
+// watching is the watcher's word that its watches are set and its first scan is done.
+func (d *Daemon) watching() {
+	d.readyOnce.Do(func() {
+		if d.ready != nil {
+			d.ready()
+		}
+	})
+}
+
+// provider returns the provider called name.
+func (d *Daemon) provider(name string) (*providerRun, bool) {
+	d.cfgMu.RLock()
+	defer d.cfgMu.RUnlock()
+	pr, ok := d.providers[name]
+	return pr, ok
+}
+
+// folder returns the folder whose path is path (nil: no longer configured).
+func (d *Daemon) folder(path string) *configs.Folder {
+	d.cfgMu.RLock()
+	defer d.cfgMu.RUnlock()
+	return d.folders[path]
+}
+
+// folderOf returns the configured folder a file is in (folders never overlap).
+func (d *Daemon) folderOf(file string) *configs.Folder {
+	d.cfgMu.RLock()
+	defer d.cfgMu.RUnlock()
+	for _, f := range d.cfg.Folders {
+		if file == f.Path || strings.HasPrefix(file, f.Path+string(filepath.Separator)) {
+			if !f.Recursive && filepath.Dir(file) != f.Path {
+				continue
+			}
+			return f
+		}
+	}
+	return nil
+}
+
+// forget has the watcher report path again once it settles.
+func (d *Daemon) forget(path string) {
+	d.cfgMu.RLock()
+	w := d.w
+	d.cfgMu.RUnlock()
+	if w != nil {
+		w.Forget(path)
+	}
+}
+
+// startWorkers starts pr's workers under ctx.
+func (d *Daemon) startWorkers(ctx context.Context, pr *providerRun) {
+	ctx, pr.cancel = context.WithCancel(ctx)
+	for i := 0; i < pr.cfg.Concurrency; i++ {
+		pr.wg.Add(1)
+		d.workers.Add(1)
+		go func() {
+			defer d.workers.Done()
+			defer pr.wg.Done()
+			d.worker(ctx, pr)
+		}()
+	}
+}
+
+// stopWorkers stops pr's workers: uploads in flight are checkpointed and queued again, and
+// the jobs in its queue are let go, for the provider that replaces it.
+func (d *Daemon) stopWorkers(pr *providerRun) {
+	pr.cancel()
+	pr.wg.Wait()
+	for _, id := range pr.q.drain() {
+		d.release(id)
+	}
+}
+
 // Run opens the state database, resumes unfinished jobs, watches the folders and uploads
 // until ctx is done. Then it stops gracefully: uploads in flight are cancelled at a point
 // their providers checkpointed, and go back to the queue for the next start.
 func (d *Daemon) Run(ctx context.Context) error {
-	if err := refuseRunningDaemon(d.cfg.State); err != nil {
+	if err := refuseRunningDaemon(d.state); err != nil {
 		return err
 	}
-	st, err := store.Open(d.cfg.State, store.Options{})
+	st, err := store.Open(d.state, store.Options{})
 	if err != nil {
 		return err
 	}
@@ -159,11 +273,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.st = st
 	defer d.http.CloseIdle()
 
-	wfolders := make([]watcher.Folder, len(d.cfg.Folders))
-	for i, f := range d.cfg.Folders {
-		wfolders[i] = watcher.Folder{Path: f.Path, Recursive: f.Recursive, Include: f.Include, Exclude: f.Exclude, Settle: f.Settle, MaxWait: f.MaxWait}
-	}
-	w, err := watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher")})
+	w, err := d.newWatcher(d.cfg)
 	if err != nil {
 		return err
 	}
@@ -184,6 +294,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		errOnce.Do(func() { runErr = err })
 		cancel()
 	}
+	d.fatal = fail
 
 	if err := d.resume(ctx); err != nil {
 		return err
@@ -192,10 +303,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := w.Run(ctx, batches); err != nil {
-			fail(fmt.Errorf("watch folders: %w", err))
+		defer close(batches)
+		if err := d.watch(ctx, batches); err != nil {
+			fail(err)
 		}
-		close(batches)
 	}()
 	wg.Add(1)
 	go func() {
@@ -215,34 +326,63 @@ func (d *Daemon) Run(ctx context.Context) error {
 			fail(err)
 		}
 	}()
+	d.reloadMu.Lock()
+	d.runCtx = ctx
 	for _, pr := range d.providers {
-		for i := 0; i < pr.cfg.Concurrency; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				d.worker(ctx, pr)
-			}()
-		}
+		d.startWorkers(ctx, pr)
 	}
+	d.reloadMu.Unlock()
 	if d.cfg.Listen != "" {
 		srv, err := d.serveHTTP(d.cfg.Listen)
 		if err != nil {
 			cancel()
 			wg.Wait()
+			d.workers.Wait()
 			return err
 		}
 		defer srv.close()
 	}
-	d.log.Info("chute is running", "folders", len(d.cfg.Folders), "providers", len(d.providers), "state", d.cfg.State)
-	if d.ready != nil {
-		d.ready()
-	}
+	d.cfgMu.RLock()
+	d.log.Info("chute is running", "folders", len(d.cfg.Folders), "providers", len(d.providers), "state", d.state)
+	d.cfgMu.RUnlock()
 	<-ctx.Done()
 	d.log.Info("stopping: checkpointing uploads in flight")
+	d.reloadMu.Lock() // no reload starts workers from here on
+	d.runCtx = nil
+	d.reloadMu.Unlock()
 	wg.Wait()
+	d.workers.Wait()
 	d.stopTimers()
 	d.log.Info("stopped")
 	return runErr
+}
+
+// watch runs the current watcher until ctx is done, and a new one each time a reload puts
+// one in place.
+func (d *Daemon) watch(ctx context.Context, batches chan<- []watcher.Ready) error {
+	for {
+		d.cfgMu.RLock()
+		w := d.w
+		d.cfgMu.RUnlock()
+		wctx, stop := context.WithCancel(ctx)
+		errc := make(chan error, 1)
+		go func() { errc <- w.Run(wctx, batches) }()
+		select {
+		case <-ctx.Done():
+			stop()
+			<-errc
+			return nil
+		case <-d.rewatch:
+			stop()
+			<-errc
+		case err := <-errc:
+			stop()
+			if err != nil {
+				return fmt.Errorf("watch folders: %w", err)
+			}
+			return nil
+		}
+	}
 }
 
 // guardState stops the daemon when the database file it holds is no longer the one at its
@@ -265,14 +405,20 @@ func (d *Daemon) guardState(ctx context.Context) error {
 // storeFailed records that the state database could not be written; storeOK that it could.
 // /healthz reports the state.
 func (d *Daemon) storeFailed(err error) {
+	if errors.Is(err, store.ErrDamaged) {
+		// Retrying cannot mend a damaged file: stop, and say what to do (exit status 3).
+		d.log.Error("stopping: the state database is damaged", "err", err)
+		d.fatal(err)
+		return
+	}
 	if d.dbErr.Swap(&err) == nil {
-		d.log.Error("cannot write the state database; retrying with backoff (is its disk full?)", "state", d.cfg.State, "err", err)
+		d.log.Error("cannot write the state database; retrying with backoff (is its disk full?)", "state", d.state, "err", err)
 	}
 }
 
 func (d *Daemon) storeOK() {
 	if d.dbErr.Swap(nil) != nil {
-		d.log.Info("the state database can be written again", "state", d.cfg.State)
+		d.log.Info("the state database can be written again", "state", d.state)
 	}
 }
 
@@ -300,7 +446,7 @@ func (d *Daemon) resume(ctx context.Context) error {
 	}
 	n := 0
 	for _, j := range jobs {
-		if _, ok := d.providers[j.Provider]; !ok {
+		if _, ok := d.provider(j.Provider); !ok {
 			d.log.Warn("job's provider is no longer configured; leaving it queued", "job", j.ID, "file", j.Path, "provider", j.Provider)
 			continue
 		}
@@ -325,7 +471,10 @@ func (d *Daemon) ingest(ctx context.Context, batches <-chan []watcher.Ready) {
 	for batch := range batches {
 		news := make([]store.NewJob, 0, len(batch))
 		for _, r := range batch {
-			folder := d.cfg.Folders[r.Folder]
+			folder := d.folderOf(r.Path)
+			if folder == nil {
+				continue // its folder was removed by a reload
+			}
 			if sidecarSaysDone(r.Path, r.Size, r.ModTime) {
 				d.log.Debug("sidecar says done; not uploading again", "file", r.Path)
 				skipped[folder.Path]++
@@ -377,7 +526,7 @@ func (d *Daemon) addBatch(ctx context.Context, news []store.NewJob) ([]store.Add
 
 // enqueue puts a job in its provider's queue unless it is scheduled already.
 func (d *Daemon) enqueue(j store.Job) {
-	pr, ok := d.providers[j.Provider]
+	pr, ok := d.provider(j.Provider)
 	if !ok {
 		return
 	}
@@ -400,19 +549,23 @@ func (d *Daemon) scheduleAt(j store.Job, at time.Time) {
 	}
 	d.scheduled[j.ID] = true
 	wait := max(time.Until(at), 0)
-	pr := d.providers[j.Provider]
-	id := j.ID
+	id, name := j.ID, j.Provider
 	d.timers[id] = time.AfterFunc(wait, func() {
 		d.mu.Lock()
 		delete(d.timers, id)
 		d.mu.Unlock()
-		pr.q.push(id)
+		// The provider as it is now: a reload may have replaced it meanwhile.
+		if pr, ok := d.provider(name); ok {
+			pr.q.push(id)
+		} else {
+			d.release(id)
+		}
 	})
 }
 
 // runNow moves a job waiting on a timer to the front of its queue.
 func (d *Daemon) runNow(j store.Job) {
-	pr, ok := d.providers[j.Provider]
+	pr, ok := d.provider(j.Provider)
 	if !ok {
 		return
 	}
@@ -481,7 +634,7 @@ var ErrNoCheck = errors.New("no online check for this provider type")
 
 // CheckProvider tests the named provider's credentials (`chute check --online`).
 func (d *Daemon) CheckProvider(ctx context.Context, name string) error {
-	pr, ok := d.providers[name]
+	pr, ok := d.provider(name)
 	if !ok {
 		return fmt.Errorf("no provider %q", name)
 	}

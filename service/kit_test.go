@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -28,6 +29,11 @@ type fakeEnv struct {
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
 }
 
 func startFakes(t *testing.T, fakes map[string]*uploadertest.Fake, concurrency int) *fakeEnv {

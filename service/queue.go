@@ -64,3 +64,12 @@ func (q *queue) pop(ctx context.Context) (uint64, bool) {
 		}
 	}
 }
+
+// drain empties the queue and returns what it held.
+func (q *queue) drain() []uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	ids := q.ids
+	q.ids = nil
+	return ids
+}

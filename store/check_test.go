@@ -207,3 +207,18 @@ func TestLockHeldByAnotherProcess(t *testing.T) {
 	}
 	s.Close()
 }
+
+func TestShellQuote(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"/var/lib/chute/state.db", "/var/lib/chute/state.db"},
+		{"/srv/my state.db", "'/srv/my state.db'"},
+		{"/srv/it's.db", `'/srv/it'\''s.db'`},
+		{"/srv/caf\xe9/state.db", `$'/srv/caf\xe9/state.db'`},
+		{"/srv/caf\xe9/it's\\.db", `$'/srv/caf\xe9/it\'s\\.db'`},
+	}
+	for _, c := range cases {
+		if got := shellQuote(c.in); got != c.want {
+			t.Errorf("shellQuote(%q) = %s, want %s", c.in, got, c.want)
+		}
+	}
+}

@@ -182,7 +182,7 @@ var errCorrupt = errors.New("corrupt record")
 
 func decodeJob(id uint64, b []byte) (Job, error) {
 	var j Job
-	if err := json.Unmarshal(b, &j); err != nil {
+	if err := j.UnmarshalJSON(b); err != nil { // direct: json.Unmarshal would scan b twice
 		return Job{}, fmt.Errorf("decode job %d: %w: %w", id, errCorrupt, err)
 	}
 	j.ID = id // the key is the truth

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -37,7 +38,7 @@ func (b buckets) get(id uint64) (Job, error) {
 func (b buckets) checkIdentity(j *Job) error {
 	if v := b.identity.Get(j.identityKey()); v != nil && decodeID(v) != j.ID {
 		return fmt.Errorf("job %d: %s (size %d, mtime %s) is already job %d",
-			j.ID, j.Path, j.Size, j.ModTime.Format(time.RFC3339Nano), decodeID(v))
+			j.ID, DisplayPath(j.Path), j.Size, j.ModTime.Format(time.RFC3339Nano), decodeID(v))
 	}
 	return nil
 }
@@ -117,7 +118,11 @@ func (b buckets) removeJob(j *Job) error {
 // Queued jobs queued at now. A file whose identity (path, size, mtime) already has a job, in the
 // database or earlier in files, is not added again: its entry holds the existing job and
 // Added=false. It returns one entry per file, in order. On error nothing is added.
-func (s *Store) AddBatch(ctx context.Context, files []NewJob, now time.Time) ([]Added, error) {
+func (s *Store) AddBatch(ctx context.Context, files []NewJob, now time.Time) (_ []Added, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, true)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("add jobs: %w", err)
 	}
@@ -127,7 +132,7 @@ func (s *Store) AddBatch(ctx context.Context, files []NewJob, now time.Time) ([]
 		}
 	}
 	out := make([]Added, len(files))
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := bucketsOf(tx)
 		for i, f := range files {
 			if i%512 == 511 {
@@ -138,7 +143,7 @@ func (s *Store) AddBatch(ctx context.Context, files []NewJob, now time.Time) ([]
 			if v := b.identity.Get(identityKey(f.Path, f.Size, f.ModTime)); v != nil {
 				j, err := b.get(decodeID(v))
 				if err != nil {
-					return fmt.Errorf("identity index of %s: %w", f.Path, err)
+					return fmt.Errorf("identity index of %s: %w", DisplayPath(f.Path), err)
 				}
 				out[i] = Added{Job: j}
 				continue
@@ -171,9 +176,13 @@ func (s *Store) AddBatch(ctx context.Context, files []NewJob, now time.Time) ([]
 }
 
 // Get returns job id, or an error wrapping ErrNotFound.
-func (s *Store) Get(id uint64) (Job, error) {
+func (s *Store) Get(id uint64) (_ Job, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	var j Job
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		var err error
 		j, err = bucketsOf(tx).get(id)
 		return err
@@ -185,12 +194,16 @@ func (s *Store) Get(id uint64) (Job, error) {
 }
 
 // Lookup returns the job for the file identity (path, size, mtime), if there is one.
-func (s *Store) Lookup(path string, size int64, mtime time.Time) (Job, bool, error) {
+func (s *Store) Lookup(path string, size int64, mtime time.Time) (_ Job, _ bool, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	var (
 		j     Job
 		found bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		b := bucketsOf(tx)
 		v := b.identity.Get(identityKey(path, size, mtime))
 		if v == nil {
@@ -202,19 +215,23 @@ func (s *Store) Lookup(path string, size int64, mtime time.Time) (Job, bool, err
 		return err
 	})
 	if err != nil {
-		return Job{}, false, fmt.Errorf("lookup %s: %w", path, err)
+		return Job{}, false, fmt.Errorf("lookup %s: %w", DisplayPath(path), err)
 	}
 	return j, found, nil
 }
 
 // LatestByPath returns the newest job (highest ID) for path, whatever its size and mtime.
-func (s *Store) LatestByPath(path string) (Job, bool, error) {
+func (s *Store) LatestByPath(path string) (_ Job, _ bool, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	var (
 		j     Job
 		found bool
 	)
 	prefix := append([]byte(path), 0)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		b := bucketsOf(tx)
 		c := b.path.Cursor()
 		// Every key of path sorts before path+0x01; the last one before it is the newest.
@@ -233,7 +250,7 @@ func (s *Store) LatestByPath(path string) (Job, bool, error) {
 		return err
 	})
 	if err != nil {
-		return Job{}, false, fmt.Errorf("latest job of %s: %w", path, err)
+		return Job{}, false, fmt.Errorf("latest job of %s: %w", DisplayPath(path), err)
 	}
 	return j, found, nil
 }
@@ -248,7 +265,11 @@ func (s *Store) LatestByPath(path string) (Job, bool, error) {
 // only change the job. A missing job is an error wrapping ErrNotFound. If ctx is already done,
 // Update writes nothing; to save a last checkpoint while shutting down, pass a context from
 // context.WithoutCancel.
-func (s *Store) Update(ctx context.Context, id uint64, fn func(*Job) error) (Job, error) {
+func (s *Store) Update(ctx context.Context, id uint64, fn func(*Job) error) (_ Job, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, true)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	if err := ctx.Err(); err != nil {
 		return Job{}, fmt.Errorf("update job %d: %w", id, err)
 	}
@@ -258,7 +279,11 @@ func (s *Store) Update(ctx context.Context, id uint64, fn func(*Job) error) (Job
 		// kept out of the transaction so as not to fail the other Updates sharing it.
 		refused error
 	)
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err = s.db.Batch(func(tx *bolt.Tx) error {
+		// bbolt may run this on a goroutine of its own. A fault there becomes a panic that
+		// Batch recovers; it then runs the function again alone, on this call's goroutine,
+		// where guard turns it into ErrDamaged.
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 		out, refused = Job{}, nil
 		b := bucketsOf(tx)
 		old, err := b.get(id)
@@ -270,7 +295,7 @@ func (s *Store) Update(ctx context.Context, id uint64, fn func(*Job) error) (Job
 			return err
 		}
 		j := old // fn may change j's slices and maps in place; writeJob only reads old's scalars
-		if err := fn(&j); err != nil {
+		if err := callFn(fn, &j); err != nil {
 			refused = err
 			return nil
 		}
@@ -302,10 +327,25 @@ func (s *Store) Update(ctx context.Context, id uint64, fn func(*Job) error) (Job
 	return out, nil
 }
 
+// callFn calls an Update's fn, marking a panic of its own so that guard does not take it for
+// damage of the file and lets it go on.
+func callFn(fn func(*Job) error, j *Job) error {
+	defer func() {
+		if p := recover(); p != nil {
+			panic(fnPanic{p})
+		}
+	}()
+	return fn(j)
+}
+
 // List returns the jobs that match filter, ordered by ID.
-func (s *Store) List(filter Filter) ([]Job, error) {
+func (s *Store) List(filter Filter) (_ []Job, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	var out []Job
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		b := bucketsOf(tx)
 		keep := func(j Job) bool {
 			if filter.Provider != "" && j.Provider != filter.Provider {
@@ -363,12 +403,16 @@ func (s *Store) List(filter Filter) ([]Job, error) {
 
 // Counts returns how many jobs are in each state, from the state index (no job is decoded).
 // Every known state is in the map, with 0 when no job is in it.
-func (s *Store) Counts() (map[State]int, error) {
+func (s *Store) Counts() (_ map[State]int, err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
 	counts := make(map[State]int, 5)
 	for _, st := range States() {
 		counts[st] = 0
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err = s.db.View(func(tx *bolt.Tx) error {
 		c := bucketsOf(tx).state.Cursor()
 		for k, _ := c.First(); k != nil; k, _ = c.Next() {
 			if i := bytes.IndexByte(k, 0); i >= 0 {
@@ -384,8 +428,12 @@ func (s *Store) Counts() (map[State]int, error) {
 }
 
 // Delete removes job id and its index entries; a missing job is an error wrapping ErrNotFound.
-func (s *Store) Delete(id uint64) error {
-	err := s.db.Update(func(tx *bolt.Tx) error {
+func (s *Store) Delete(id uint64) (err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, true)
+	if err = s.brokenErr(); err != nil {
+		return
+	}
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := bucketsOf(tx)
 		j, err := b.get(id)
 		if err != nil {

@@ -4,7 +4,7 @@
 //
 // Layout (schema version 1):
 //
-//	jobs         8-byte big-endian ID                       -> JSON of Job
+//	jobs         8-byte big-endian ID                       -> JSON of Job (see Job.MarshalJSON)
 //	by_state     state 0x00 ID                              -> empty
 //	by_identity  path 0x00 size(8B) mtime-unixnano(8B)      -> ID
 //	by_path      path 0x00 ID                               -> empty
@@ -12,6 +12,11 @@
 //
 // Every write goes through one place (writeJob / removeJob) that keeps the indexes in step
 // with the job.
+//
+// Paths are bytes: index keys hold them as they are, and a job's JSON keeps a path that is not
+// valid UTF-8 in path_bytes (DisplayPath shows one to people). Beside the file, <path>.lock is
+// held while a Store is open (Check, LockPath). Open reads the whole file once, and every method
+// turns a fault or a panic of a damaged file into an error wrapping ErrDamaged.
 package store
 
 import (
@@ -20,6 +25,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -76,12 +83,18 @@ type Options struct {
 type Store struct {
 	db   *bolt.DB
 	path string
-	// dbInfo is the database file as opened, for Check.
+	// file is the database file bbolt opened (bbolt owns it); dbInfo its stat, for Check.
+	file   *os.File
 	dbInfo os.FileInfo
 	// lock is the open lock file (<path>.lock), nil when there is none (a reader that found
 	// none); lockInfo is its stat, for Check.
 	lock     *os.File
 	lockInfo os.FileInfo
+	// broken is the damage (a *damagedError) once a method met it as a fault or a panic: from
+	// then on every method returns it at once. writeBroken says it was met in a write
+	// transaction, whose locks bbolt may have left held (its rollback reads the file too).
+	broken      atomic.Pointer[damagedError]
+	writeBroken atomic.Bool
 }
 
 // LockPath returns the lock file that Open keeps beside the database at path.
@@ -119,16 +132,42 @@ func Open(path string, opts Options) (*Store, error) {
 	if err := s.takeLock(opts.ReadOnly, deadline); err != nil {
 		return nil, err
 	}
-	if err := s.openDB(opts.ReadOnly, time.Until(deadline)); err != nil {
-		s.closeLock()
-		return nil, err
-	}
-	if err := s.prepare(opts.ReadOnly); err != nil {
-		_ = s.db.Close()
+	if err := s.openChecked(opts.ReadOnly, time.Until(deadline)); err != nil {
 		s.closeLock()
 		return nil, err
 	}
 	return s, nil
+}
+
+// openChecked opens the bbolt file, checks its schema and reads it all once (verify), on this
+// goroutine and under guard: a damaged file gives an error wrapping ErrDamaged, not a crash.
+func (s *Store) openChecked(readOnly bool, timeout time.Duration) (err error) {
+	defer func() {
+		if err == nil {
+			return
+		}
+		if s.db != nil && !s.writeBroken.Load() {
+			_ = s.db.Close()
+		} else if s.file != nil {
+			// bbolt panicked inside Open (preflight makes that unlikely) or in a write: its
+			// locks may be held, so close its file directly. The mapping, if any, stays until
+			// the process ends, and with it the file's lock.
+			_ = s.file.Close()
+		}
+		s.db = nil
+	}()
+	// Not a write: prepare writes only to a new database, and verify reads.
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err := s.preflight(); err != nil {
+		return err
+	}
+	if err := s.openDB(readOnly, timeout); err != nil {
+		return err
+	}
+	if err := s.prepare(readOnly); err != nil {
+		return err
+	}
+	return s.db.View(s.verify)
 }
 
 // takeLock opens LockPath and locks it, trying until deadline. A reader takes a shared lock
@@ -185,10 +224,9 @@ func (s *Store) openDB(readOnly bool, timeout time.Duration) error {
 	if timeout <= 0 {
 		timeout = time.Millisecond // the lock took the whole timeout: one try (bbolt's 0 waits for ever)
 	}
-	var file *os.File
 	openFile := func(name string, flag int, perm os.FileMode) (*os.File, error) {
 		f, err := os.OpenFile(name, flag, perm)
-		file = f
+		s.file = f
 		return f, err
 	}
 	db, err := bolt.Open(s.path, 0o600, &bolt.Options{Timeout: timeout, ReadOnly: readOnly, OpenFile: openFile})
@@ -199,7 +237,7 @@ func (s *Store) openDB(readOnly bool, timeout time.Duration) error {
 		return fmt.Errorf("open state database %s: %w", s.path, err)
 	}
 	db.MaxBatchDelay = batchDelay
-	info, err := file.Stat()
+	info, err := s.file.Stat()
 	if err != nil {
 		_ = db.Close()
 		return fmt.Errorf("stat state database %s: %w", s.path, err)
@@ -209,38 +247,57 @@ func (s *Store) openDB(readOnly bool, timeout time.Duration) error {
 }
 
 // Check reports whether the database's path (and its lock file's) still names the file this
-// Store opened. It returns an error wrapping ErrReplaced when either was deleted or replaced by
-// another file; other errors (a failed stat) are returned as they are. A daemon calls it every
-// few seconds and stops on ErrReplaced: it would otherwise write into a file no one will read
-// again, and, without its lock, a second daemon could start on the same config.
-func (s *Store) Check() error {
-	if err := sameFile(s.path, s.dbInfo); err != nil {
+// Store opened, and whether that file is still whole. It returns an error wrapping ErrReplaced
+// when either file was deleted or replaced by another, one wrapping ErrDamaged when the
+// database was cut short (or a method met damage before); other errors (a failed stat) are
+// returned as they are. A daemon calls it every few seconds and stops on ErrReplaced or
+// ErrDamaged: it would otherwise write into a file no one will read again, and, without its
+// lock, a second daemon could start on the same config.
+func (s *Store) Check() (err error) {
+	defer s.guard(debug.SetPanicOnFault(true), &err, false)
+	if err = s.brokenErr(); err != nil {
+		return err
+	}
+	now, err := sameFile(s.path, s.dbInfo)
+	if err != nil {
 		return fmt.Errorf("state database %w", err)
 	}
 	if s.lock != nil {
-		if err := sameFile(LockPath(s.path), s.lockInfo); err != nil {
+		if _, err := sameFile(LockPath(s.path), s.lockInfo); err != nil {
 			return fmt.Errorf("state database lock %w", err)
 		}
 	}
-	return nil
-}
-
-func sameFile(path string, opened os.FileInfo) error {
-	now, err := os.Stat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("%s was %w (the file is gone)", path, ErrReplaced)
-	case err != nil:
-		return fmt.Errorf("%s: %w", path, err)
-	case !os.SameFile(opened, now):
-		return fmt.Errorf("%s was %w (the path names another file now)", path, ErrReplaced)
+	var need int64
+	if err := s.db.View(func(tx *bolt.Tx) error { need = tx.Size(); return nil }); err != nil {
+		return fmt.Errorf("check state database %s: %w", s.path, err)
+	}
+	if now.Size() < need {
+		return s.damaged("cut short while chute had it open: %d bytes, and its pages need %d", now.Size(), need)
 	}
 	return nil
 }
 
+// sameFile stats path and reports ErrReplaced unless it is the file opened.
+func sameFile(path string, opened os.FileInfo) (os.FileInfo, error) {
+	now, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%s was %w (the file is gone)", path, ErrReplaced)
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", path, err)
+	case !os.SameFile(opened, now):
+		return nil, fmt.Errorf("%s was %w (the path names another file now)", path, ErrReplaced)
+	}
+	return now, nil
+}
+
 // prepare checks the schema version and, when writable, creates the buckets of a new database.
+// It reads in a read transaction first and writes only to a brand-new database: a bbolt
+// write transaction, even one that changes nothing, rewrites the freelist and a meta page, and
+// a damaged file must be left as it was found.
 func (s *Store) prepare(readOnly bool) error {
-	check := func(tx *bolt.Tx) error {
+	fresh := false
+	err := s.db.View(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			// A database without meta is either brand new (no buckets at all) or not ours.
@@ -255,16 +312,12 @@ func (s *Store) prepare(readOnly bool) error {
 			if readOnly {
 				return fmt.Errorf("state database %s is not initialized (has chute run yet?)", s.path)
 			}
-			for _, name := range allBuckets {
-				if _, err := tx.CreateBucket(name); err != nil {
-					return fmt.Errorf("create bucket %s: %w", name, err)
-				}
-			}
-			return tx.Bucket(bucketMeta).Put(keyVersion, encodeID(schemaVersion))
+			fresh = true
+			return nil
 		}
 		raw := meta.Get(keyVersion)
 		if len(raw) != 8 {
-			return fmt.Errorf("state database %s has no valid schema version", s.path)
+			return s.damaged("no valid schema version")
 		}
 		v := decodeID(raw)
 		if v > schemaVersion {
@@ -272,23 +325,27 @@ func (s *Store) prepare(readOnly bool) error {
 				s.path, v, schemaVersion, ErrNewerSchema)
 		}
 		if v < 1 {
-			return fmt.Errorf("state database %s has invalid schema version %d", s.path, v)
+			return s.damaged("invalid schema version %d", v)
 		}
 		for _, name := range allBuckets {
 			if tx.Bucket(name) == nil {
-				return fmt.Errorf("state database %s is damaged: bucket %s is missing", s.path, name)
+				return s.damaged("bucket %s is missing", name)
 			}
 		}
 		return nil
-	}
-	var err error
-	if readOnly {
-		err = s.db.View(check)
-	} else {
-		err = s.db.Update(check)
+	})
+	if err == nil && fresh {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			for _, name := range allBuckets {
+				if _, err := tx.CreateBucket(name); err != nil {
+					return fmt.Errorf("create bucket %s: %w", name, err)
+				}
+			}
+			return tx.Bucket(bucketMeta).Put(keyVersion, encodeID(schemaVersion))
+		})
 	}
 	if err != nil {
-		if errors.Is(err, ErrNewerSchema) {
+		if errors.Is(err, ErrNewerSchema) || errors.Is(err, ErrDamaged) {
 			return err
 		}
 		return fmt.Errorf("open state database: %w", err)
@@ -299,6 +356,13 @@ func (s *Store) prepare(readOnly bool) error {
 // Close closes the database and releases its locks. The lock file stays: removing it would
 // let a chute that opened it just before lock a file that the next one no longer finds.
 func (s *Store) Close() error {
+	if s.writeBroken.Load() {
+		// db.Close would wait for ever for the write lock that the damaged write left held.
+		// Closing the file is all that can be done; the mapping stays until the process ends.
+		_ = s.file.Close()
+		s.closeLock()
+		return nil
+	}
 	err := s.db.Close()
 	s.closeLock()
 	if err != nil {

@@ -5,8 +5,9 @@
 //
 // # The contract
 //
-// A provider type (Type) builds a Provider from its options struct (yaml tags,
-// `chute:"required"`, `chute:"secret"`, an optional Validate returning []FieldError). One
+// A provider type (Type, made with NewType) builds a Provider from its options struct (yaml
+// tags, `chute:"required"`, `chute:"secret"`, an optional Validate returning []FieldError,
+// which New reports with OptionsError; Env.EndpointURL gives the endpoint or its default). One
 // Provider serves every job of its config entry, and Upload runs concurrently, up to the
 // entry's `concurrency` at once. Upload gets a Job: the File (read it through ReadAt or
 // Section, never whole into memory), the Checkpoint saved last, the Digests it asked for
@@ -74,8 +75,10 @@
 //
 // # Testing
 //
-// Package uploadertest holds the conformance suite (Run with a Harness), the fault knobs
-// every emulator shares (Faults: FailNext, Stall, Throttle, request records; Listener:
-// CutAfter), Serve for an emulator's server, and Fake, a provider made of function fields
-// for the engine's tests.
+// Package uploadertest holds the conformance suite (Run with a Harness: Resumable, digests
+// filled for a DigestNeeder, RateLimit), the fault knobs every emulator shares (Faults:
+// FailNext, Stall, Throttle, Trickle, request records; Listener: CutAfter), Serve and
+// WriteJSON for an emulator's server, Engine for a provider's own tests (one file's
+// checkpoint and digests across calls), and Fake, a provider made of function fields for the
+// engine's tests. S3 answers are read with ReadS3Error; JSON error bodies with JSONErrorText.
 package uploader

@@ -260,6 +260,29 @@ func TestTokenSourceRenewsOnce(t *testing.T) {
 	}
 }
 
+// A token that lives less than the margin is still used, until half its life has passed.
+func TestTokenSourceShortLived(t *testing.T) {
+	now := time.Unix(1_000_000, 0)
+	var fetches int
+	ts := uploader.NewTokenSource(func(ctx context.Context) (uploader.Token, error) {
+		fetches++
+		return uploader.Token{Value: fmt.Sprint(fetches), Expires: now.Add(time.Minute)}, nil
+	}, 5*time.Minute)
+	ts.Now = func() time.Time { return now }
+	for range 5 {
+		if _, err := ts.Token(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fetches != 1 {
+		t.Fatalf("%d fetches of a 1-minute token with a 5-minute margin, want 1", fetches)
+	}
+	now = now.Add(31 * time.Second)
+	if tok, _ := ts.Token(context.Background()); tok.Value != "2" {
+		t.Fatalf("past half its life the token was not renewed: %q", tok.Value)
+	}
+}
+
 // A fetch cut short by its caller leaving does not fail the callers that waited for it.
 func TestTokenSourceFetcherLeaves(t *testing.T) {
 	release := make(chan struct{})
@@ -715,5 +738,59 @@ func TestSendReusesConnections(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections for 20 sequential requests, want 1", n)
+	}
+}
+
+type testOptions struct {
+	Key  string `yaml:"key"`
+	Wait int    `yaml:"wait"`
+}
+
+func (o testOptions) Validate() []uploader.FieldError {
+	if o.Wait < 0 {
+		return []uploader.FieldError{{Key: "wait", Msg: "must not be negative"}, {Key: "key", Msg: "required"}}
+	}
+	return nil
+}
+
+func TestNewType(t *testing.T) {
+	var got testOptions
+	typ := uploader.NewType("demo", "https://api.example.com", func() testOptions { return testOptions{Wait: 5} },
+		func(env uploader.Env, o testOptions) (uploader.Provider, error) {
+			if err := uploader.OptionsError("demo", o.Validate()); err != nil {
+				return nil, err
+			}
+			if _, err := env.EndpointURL("demo", "https://api.example.com"); err != nil {
+				return nil, err
+			}
+			got = o
+			return nil, nil
+		})
+	opts := typ.NewOptions().(*testOptions)
+	if opts.Wait != 5 || typ.Name != "demo" || typ.DefaultEndpoint != "https://api.example.com" {
+		t.Fatalf("type %+v, options %+v", typ, opts)
+	}
+	opts.Key = "k"
+	if _, err := typ.New(uploader.Env{Client: newClient(t, uploader.ClientOptions{})}, opts); err != nil || got.Key != "k" {
+		t.Fatalf("New: %v, options %+v", err, got)
+	}
+	if _, err := typ.New(uploader.Env{}, &struct{}{}); err == nil || !strings.Contains(err.Error(), "want *uploader_test.testOptions") {
+		t.Fatalf("wrong options type: %v", err)
+	}
+	opts.Wait = -1
+	if _, err := typ.New(uploader.Env{}, opts); err == nil || err.Error() != "demo: wait: must not be negative; key: required" {
+		t.Fatalf("invalid options: %v", err)
+	}
+	c := newClient(t, uploader.ClientOptions{})
+	for env, want := range map[uploader.Env]string{
+		{}:                                     "demo: no HTTP client",
+		{Client: c, Endpoint: "ftp://u:pw@x/"}: `demo: endpoint "ftp://REDACTED@x/" is not an http(s) URL`,
+	} {
+		if _, err := env.EndpointURL("demo", ""); err == nil || err.Error() != want {
+			t.Errorf("EndpointURL(%+v): %v, want %s", env.Endpoint, err, want)
+		}
+	}
+	if _, err := (uploader.Env{Client: c}).EndpointURL("demo", ""); err == nil || !strings.Contains(err.Error(), "required") {
+		t.Errorf("no endpoint and no default: %v", err)
 	}
 }

@@ -136,6 +136,37 @@ func (e *whatError) Error() string { return e.what + ": " + e.err.Error() }
 func (e *whatError) Unwrap() error { return e.err }
 
 func (c *Client) send(ctx context.Context, r *Request) (*Answer, error) {
+	req, err := c.prepare(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	target := req.URL.String()
+	a, err := readAnswer(resp, r.maxAnswer())
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", req.Method, RedactURL(target), err)
+	}
+	f := defaultFault(a, r.Expect)
+	if r.Errors != nil {
+		r.Errors(a, &f)
+	}
+	if f.Failed {
+		return a, faultError(req.Method, target, a, f, r.Redactor)
+	}
+	if r.Out != nil {
+		if err := decodeAnswer(a, r.Decode, r.Out); err != nil {
+			return a, TransientError(fmt.Errorf("%s %s: decode answer: %w", req.Method, RedactURL(target), err))
+		}
+	}
+	return a, nil
+}
+
+// prepare builds r's HTTP request (URL and query, headers, body with its length and
+// GetBody, Accept) and waits for r's Pacer: everything of a call up to sending it.
+func (c *Client) prepare(ctx context.Context, r *Request) (*http.Request, error) {
 	method := r.Method
 	if method == "" {
 		method = http.MethodGet
@@ -170,33 +201,16 @@ func (c *Client) send(ctx context.Context, r *Request) (*Answer, error) {
 	}
 	if r.Pacer != nil {
 		if err := r.Pacer.Wait(ctx); err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
 			return nil, TransientError(fmt.Errorf("API rate limit: %w", err))
 		}
 	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	a, err := readAnswer(resp, r.maxAnswer())
-	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", method, RedactURL(target), err)
-	}
-	f := defaultFault(a, r.Expect)
-	if r.Errors != nil {
-		r.Errors(a, &f)
-	}
-	if f.Failed {
-		return a, faultError(method, target, a, f, r.Redactor)
-	}
-	if r.Out != nil {
-		if err := decodeAnswer(a, r.Decode, r.Out); err != nil {
-			return a, TransientError(fmt.Errorf("%s %s: decode answer: %w", method, RedactURL(target), err))
-		}
-	}
-	return a, nil
+	return req, nil
 }
 
 func (r *Request) maxAnswer() int64 {

@@ -27,6 +27,7 @@ type TokenSource struct {
 
 	mu      sync.Mutex
 	tok     Token
+	fetched time.Time // when tok was fetched
 	have    bool
 	renewal chan struct{} // non-nil while a fetch is in flight; closed when it ends
 	err     error         // the last fetch's error, for those that waited on it
@@ -45,9 +46,18 @@ func (s *TokenSource) now() time.Time {
 	return time.Now()
 }
 
-// valid tells whether the held token is good now; s.mu is held.
+// valid tells whether the held token is good now; s.mu is held. A token that lives less
+// than twice the margin is renewed half-way through its life instead, so that a short-lived
+// token is not fetched again by every caller.
 func (s *TokenSource) valid() bool {
-	return s.have && (s.tok.Expires.IsZero() || s.now().Before(s.tok.Expires.Add(-s.margin)))
+	if !s.have {
+		return false
+	}
+	if s.tok.Expires.IsZero() {
+		return true
+	}
+	margin := min(s.margin, s.tok.Expires.Sub(s.fetched)/2)
+	return s.now().Before(s.tok.Expires.Add(-margin))
 }
 
 // Token returns the held token, or gets a new one when there is none or it is about to
@@ -93,7 +103,7 @@ func (s *TokenSource) Token(ctx context.Context) (Token, error) {
 		s.mu.Lock()
 		s.renewal, s.err = nil, err
 		if err == nil {
-			s.tok, s.have = t, true
+			s.tok, s.have, s.fetched = t, true, s.now()
 		}
 		s.mu.Unlock()
 		close(done)

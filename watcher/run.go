@@ -90,6 +90,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 		return nil // ctx is done
 	}
 	r.log.Info("watching", "folders", len(w.folders), "dirs", len(r.dirs), "pending", len(r.pending))
+	if w.ready != nil {
+		w.ready()
+	}
 	return r.loop(ctx, out)
 }
 

@@ -115,6 +115,9 @@ type Options struct {
 	// Poll is how often pending files are re-stat'ed, for every folder. 0
 	// means per folder Settle/4 clamped to [MinPoll, MaxPoll].
 	Poll time.Duration
+	// Ready, when set, is called by Run once every folder is watched and the
+	// initial scan is done (from Run's goroutine; it must not block).
+	Ready func()
 }
 
 // Ready is a file that has settled.
@@ -133,6 +136,7 @@ type Ready struct {
 type Watcher struct {
 	folders     []folder
 	rescanEvery time.Duration // <= 0: no periodic rescan
+	ready       func()
 	tick        time.Duration // the loop's ticker: the smallest folder poll
 	log         *slog.Logger
 
@@ -175,6 +179,7 @@ func New(folders []Folder, opts Options) (*Watcher, error) {
 		open:     openRegular,
 		rescanCh: make(chan struct{}, 1),
 		forgetCh: make(chan struct{}, 1),
+		ready:    opts.Ready,
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chute-dev/chute/uploader/gcore/gcoretest"
 	"github.com/chute-dev/chute/uploader/tus/tustest"
+	"github.com/chute-dev/chute/uploader/uploadgig/uploadgigtest"
 )
 
 // emulator is one provider's local stand-in, as `chute demo` runs it.
@@ -109,6 +110,17 @@ func startEmulators(root string) ([]*emulator, error) {
 		yaml:   fmt.Sprintf("  gc:\n    type: gcore\n    endpoint: %s\n    api_key: %s\n    poll_interval: 1s\n", gc.URL, demoKey),
 		inbox:  filepath.Join(root, "inbox", "gcore"),
 		closer: gc.Close,
+	})
+	const demoUser, demoPass = "demo@example.com", "demo-pass"
+	ug, err := uploadgigtest.Start(uploadgigtest.Options{Dir: filepath.Join(root, "servers", "uploadgig"), User: demoUser, Pass: demoPass, LoginsPerMinute: 60})
+	if err != nil {
+		return emus, fmt.Errorf("start the uploadgig emulator: %w", err)
+	}
+	emus = append(emus, &emulator{
+		name:   "ug",
+		yaml:   fmt.Sprintf("  ug:\n    type: uploadgig\n    endpoint: %s\n    user: %s\n    pass: %s\n    login_interval: 1s\n    rate_limit_wait: 1m\n", ug.URL, demoUser, demoPass),
+		inbox:  filepath.Join(root, "inbox", "uploadgig"),
+		closer: ug.Close,
 	})
 	return emus, nil
 }

@@ -110,7 +110,8 @@ folders:
 func TestExamplesLoadWithRealProviders(t *testing.T) {
 	reg := registry()
 	t.Setenv("GCORE_API_KEY", "k")
-	for _, name := range []string{"tus.yaml", "gcore.yaml"} {
+	t.Setenv("UPLOADGIG_PASS", "p")
+	for _, name := range []string{"tus.yaml", "gcore.yaml", "uploadgig.yaml"} {
 		path := filepath.Join("..", "..", "configs", "examples", name)
 		_, err := configs.Load(path, configs.Options{SkipFilesystem: true, Types: func(n string) (configs.TypeInfo, bool) {
 			ty, ok := reg.Lookup(n)

@@ -68,12 +68,14 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func startDaemon(t *testing.T, config string, cred *syscall.Credential) *daemon {
+// startDaemon runs `chute run --config config` as a child process, as the user cred names
+// when it is not nil (Unix only: see runAs).
+func startDaemon(t *testing.T, config string, cred *credential) *daemon {
 	t.Helper()
 	d := &daemon{cmd: exec.Command(chuteBin, "run", "--config", config), logs: &lockedBuffer{}, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if cred != nil {
-		d.cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		runAs(t, d.cmd, cred)
 	}
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -244,9 +246,9 @@ func TestBadInputKeepsRunning(t *testing.T) {
 	os.Chmod(dir, 0o777)
 	os.Chmod(inbox, 0o777)
 	// Root reads every file: run the daemon as nobody so that an unreadable file is one.
-	var cred *syscall.Credential
+	var cred *credential
 	if os.Geteuid() == 0 {
-		cred = &syscall.Credential{Uid: 65534, Gid: 65534}
+		cred = &credential{Uid: 65534, Gid: 65534}
 		os.MkdirAll(filepath.Join(dir, "state"), 0o777)
 		os.Chmod(filepath.Join(dir, "state"), 0o777)
 		if err := os.Chmod(filepath.Dir(chuteBin), 0o755); err != nil {

@@ -9,8 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,10 +21,8 @@ import (
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/gcore"
 	"github.com/chute-dev/chute/uploader/tus"
+	"github.com/chute-dev/chute/uploader/uploadgig"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 // exitError carries an exit status other than 1.
 type exitError struct {
@@ -47,18 +43,24 @@ Usage:
   chute demo    [--dir DIR]                try chute against local emulators of every provider
   chute version                            print version and build information
 
+  chute install [--user] [--config FILE] [--print]
+                                           install chute as a system (or --user) service;
+                                           --print shows the unit and installs nothing
+  chute uninstall|start|stop|restart [--user]
+                                           manage the installed service
+
 The config is --config, else $CHUTE_CONFIG, else %s.
 `
 
 // registry lists the provider types this build knows.
 func registry() *uploader.Registry {
-	return uploader.NewRegistry(tus.Type(), gcore.Type())
+	return uploader.NewRegistry(tus.Type(), gcore.Type(), uploadgig.Type())
 }
 
 // run is the whole program but for signals and the exit status; tests call it directly.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprintf(stderr, usage, configs.DefaultConfigPath(false))
+		fmt.Fprintf(stderr, usage, configHint())
 		return &exitError{code: 2}
 	}
 	cmd, rest := args[0], args[1:]
@@ -73,13 +75,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdRetry(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
+	case "install":
+		return cmdInstall(ctx, rest, stdout, stderr)
+	case "uninstall", "start", "stop", "restart":
+		return cmdControl(ctx, cmd, rest, stdout, stderr)
 	case "version", "--version", "-v":
 		return cmdVersion(stdout)
 	case "help", "-h", "--help":
-		fmt.Fprintf(stdout, usage, configs.DefaultConfigPath(false))
+		fmt.Fprintf(stdout, usage, configHint())
 		return nil
 	default:
-		fmt.Fprintf(stderr, usage, configs.DefaultConfigPath(false))
+		fmt.Fprintf(stderr, usage, configHint())
 		return &exitError{code: 2, msg: fmt.Sprintf("unknown command %q", cmd)}
 	}
 }
@@ -103,22 +109,18 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet("chute "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg := fs.String("config", "", "config file (default: $CHUTE_CONFIG, else "+configs.DefaultConfigPath(false)+")")
+	cfg := fs.String("config", "", "config file (default: $CHUTE_CONFIG, else "+configHint()+")")
 	return fs, cfg
 }
 
 // loadConfig finds and loads the config; invalid configs are exit status 2 with one line per
 // problem.
 func loadConfig(flagValue string, stderr io.Writer) (*configs.Config, error) {
-	path := configs.Locate(flagValue, os.Getenv, false)
-	reg := registry()
-	cfg, err := configs.Load(path, configs.Options{Types: func(name string) (configs.TypeInfo, bool) {
-		t, ok := reg.Lookup(name)
-		if !ok {
-			return configs.TypeInfo{}, false
-		}
-		return configs.TypeInfo{NewOptions: t.NewOptions, EndpointRequired: t.DefaultEndpoint == ""}, true
-	}})
+	path, err := defaultLookup().find(flagValue)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := readConfig(path)
 	if err != nil {
 		var ps configs.Problems
 		if errors.As(err, &ps) {
@@ -131,16 +133,6 @@ func loadConfig(flagValue string, stderr io.Writer) (*configs.Config, error) {
 		return nil, &exitError{code: 2, msg: err.Error()}
 	}
 	return cfg, nil
-}
-
-func newLogger(cfg *configs.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.Log.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }
 
 func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
@@ -156,11 +148,12 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
-	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log})
+	ready := newReadySignal()
+	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log, Ready: ready.fire})
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
-	return d.Run(ctx)
+	return serveDaemon(ctx, d, cfg, log, ready.ch)
 }
 
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -279,6 +272,9 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return enc.Encode(jobs)
 	}
+	for _, line := range serviceStates() {
+		fmt.Fprintln(stdout, line)
+	}
 	if len(jobs) == 0 {
 		fmt.Fprintln(stdout, "no jobs yet")
 		return nil
@@ -357,17 +353,4 @@ func cmdRetry(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stdout, "no failed jobs")
 	}
 	return rerr
-}
-
-func cmdVersion(stdout io.Writer) error {
-	fmt.Fprintf(stdout, "chute %s\n", version)
-	fmt.Fprintf(stdout, "go: %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" || s.Key == "vcs.time" || s.Key == "vcs.modified" {
-				fmt.Fprintf(stdout, "%s: %s\n", s.Key, s.Value)
-			}
-		}
-	}
-	return nil
 }

@@ -150,7 +150,7 @@ func uploadN(b *testing.B, p uploader.Provider, path string, size int64, clean f
 	b.ResetTimer()
 	for range b.N {
 		var e engine
-		if _, err := p.Upload(context.Background(), e.job(f)); err != nil {
+		if _, err := p.Upload(context.Background(), e.Job(b, p, f)); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -129,21 +129,9 @@ func (o Options) Validate() []uploader.FieldError {
 
 // Type is the `gcore` provider type.
 func Type() uploader.Type {
-	return uploader.Type{
-		Name:            "gcore",
-		DefaultEndpoint: DefaultEndpoint,
-		NewOptions: func() any {
-			o := DefaultOptions()
-			return &o
-		},
-		New: func(env uploader.Env, options any) (uploader.Provider, error) {
-			o, ok := options.(*Options)
-			if !ok {
-				return nil, fmt.Errorf("gcore: options are %T, want *gcore.Options", options)
-			}
-			return New(env, *o)
-		},
-	}
+	return uploader.NewType("gcore", DefaultEndpoint, DefaultOptions, func(env uploader.Env, o Options) (uploader.Provider, error) {
+		return New(env, o)
+	})
 }
 
 // Provider uploads to Gcore Streaming. One Provider serves every job of one configured
@@ -164,22 +152,12 @@ var (
 
 // New returns a `gcore` provider. env.Endpoint "" means DefaultEndpoint.
 func New(env uploader.Env, opts Options) (*Provider, error) {
-	if errs := opts.Validate(); len(errs) > 0 {
-		msgs := make([]string, len(errs))
-		for i, e := range errs {
-			msgs[i] = e.Key + ": " + e.Msg
-		}
-		return nil, fmt.Errorf("gcore: %s", strings.Join(msgs, "; "))
+	if err := uploader.OptionsError("gcore", opts.Validate()); err != nil {
+		return nil, err
 	}
-	if env.Client == nil {
-		return nil, errors.New("gcore: no HTTP client")
-	}
-	endpoint := env.Endpoint
-	if endpoint == "" {
-		endpoint = DefaultEndpoint
-	}
-	if _, err := uploader.ParseEndpoint(endpoint); err != nil {
-		return nil, fmt.Errorf("gcore: %w", err)
+	endpoint, err := env.EndpointURL("gcore", DefaultEndpoint)
+	if err != nil {
+		return nil, err
 	}
 	if opts.Wait == "" {
 		opts.Wait = WaitViewable
@@ -200,7 +178,7 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 		name: env.Name,
 		api: &uploader.API{
 			Client:   env.Client,
-			Base:     endpoint,
+			Base:     endpoint.String(),
 			Header:   http.Header{"Authorization": {"APIKey " + key}},
 			Errors:   readError,
 			Redactor: red,
@@ -252,7 +230,7 @@ type checkpoint struct {
 // Upload delivers job.File to Gcore, or has Gcore copy the URL a *.url file holds, and waits
 // as the options say. It continues from job.Checkpoint when there is one.
 func (p *Provider) Upload(ctx context.Context, job *uploader.Job) (uploader.Result, error) {
-	log := job.Log().With("provider", "gcore")
+	log := job.Log() // it carries the provider's name already
 	cp, _ := uploader.LoadCheckpoint[checkpoint](job)
 	save := func(ctx context.Context) error { return uploader.StoreCheckpoint(ctx, job, cp) }
 

@@ -65,59 +65,20 @@ func newProvider(t testing.TB, srv *gcoretest.Server, client *uploader.Client, e
 	return p
 }
 
-// engine keeps one file's checkpoint across calls of Upload, as chute's engine does.
-type engine struct {
-	mu     sync.Mutex
-	cp     []byte
-	onSave func(step string)
-}
+// engine keeps one file's checkpoint across calls of Upload, as chute's engine does, and
+// reads gcore's checkpoint.
+type engine struct{ uploadertest.Engine }
 
-func (e *engine) job(f *uploader.File) *uploader.Job {
-	e.mu.Lock()
-	cp := append([]byte(nil), e.cp...)
-	e.mu.Unlock()
-	if len(cp) == 0 {
-		cp = nil
-	}
-	return &uploader.Job{
-		File:       f,
-		Checkpoint: cp,
-		Save: func(ctx context.Context, b []byte) error {
-			e.mu.Lock()
-			e.cp = append([]byte(nil), b...)
-			fn := e.onSave
-			e.mu.Unlock()
-			if fn != nil {
-				fn(stepOf(b))
-			}
-			return nil
-		},
-	}
-}
-
-func (e *engine) upload(t testing.TB, p uploader.Provider, f *uploader.File) (uploader.Result, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	return p.Upload(ctx, e.job(f))
-}
-
-func (e *engine) step() string {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return stepOf(e.cp)
-}
+func (e *engine) step() string { return stepOf(e.Checkpoint()) }
 
 // videoID is the video the checkpoint names.
 func (e *engine) videoID(t testing.TB) int64 {
 	t.Helper()
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	var c struct {
 		VideoID int64 `json:"video_id"`
 	}
-	if err := json.Unmarshal(e.cp, &c); err != nil || c.VideoID == 0 {
-		t.Fatalf("checkpoint %s names no video", e.cp)
+	if cp := e.Checkpoint(); json.Unmarshal(cp, &c) != nil || c.VideoID == 0 {
+		t.Fatalf("checkpoint %s names no video", cp)
 	}
 	return c.VideoID
 }
@@ -230,7 +191,7 @@ func TestResult(t *testing.T) {
 			})
 			path := uploadertest.MakeFile(t, t.TempDir(), "holiday.mp4", 300<<10)
 			var e engine
-			res, err := e.upload(t, p, uploadertest.OpenFile(t, path))
+			res, err := e.Upload(t, p, uploadertest.OpenFile(t, path))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -268,7 +229,7 @@ func TestIframeURLBuiltWhenEmpty(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{NoIframeURL: true})
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	res, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
+	res, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +269,7 @@ func TestAPIErrors(t *testing.T) {
 			}
 			f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "clip.mp4", 1<<10))
 			var e engine
-			_, err := e.upload(t, p, f)
+			_, err := e.Upload(t, p, f)
 			wantError(t, err, tc.class, tc.says...)
 			if _, after := uploader.Classify(err); after != tc.after {
 				t.Errorf("retry after %v, want %v", after, tc.after)
@@ -323,7 +284,7 @@ func TestAPIErrors(t *testing.T) {
 				return
 			}
 			// The engine retries: one video in the end.
-			if _, err := e.upload(t, p, f); err != nil {
+			if _, err := e.Upload(t, p, f); err != nil {
 				t.Fatalf("retry: %v", err)
 			}
 			if n := srv.Counters().VideosCreated; n != 1 {
@@ -342,7 +303,7 @@ func TestFieldErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	var e engine
-	_, err := e.upload(t, p, uploadertest.OpenFile(t, path))
+	_, err := e.Upload(t, p, uploadertest.OpenFile(t, path))
 	wantError(t, err, uploader.Permanent, "Gcore rejected the request (422): name: can't be blank")
 }
 
@@ -351,7 +312,7 @@ func TestTranscodeError(t *testing.T) {
 	srv.FailTranscode("Unsupported video codec: prores")
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "odd.mov", 4<<10)))
+	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "odd.mov", 4<<10)))
 	wantError(t, err, uploader.Permanent, "could not process video", "Unsupported video codec: prores")
 }
 
@@ -374,7 +335,7 @@ func TestCopyFromURL(t *testing.T) {
 			srv := startEmulator(t, gcoretest.Options{})
 			p := newProvider(t, srv, newClient(t), nil)
 			var e engine
-			res, err := e.upload(t, p, writeURLFile(t, "Summer Film.url", tc.content))
+			res, err := e.Upload(t, p, writeURLFile(t, "Summer Film.url", tc.content))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -396,7 +357,7 @@ func TestCopyFromURLWaitUploaded(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
 	var e engine
-	res, err := e.upload(t, p, writeURLFile(t, "a.url", "https://example.com/a.mp4"))
+	res, err := e.Upload(t, p, writeURLFile(t, "a.url", "https://example.com/a.mp4"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +370,7 @@ func TestCopyFromURLDownloadFails(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	_, err := e.upload(t, p, writeURLFile(t, "gone.url", "https://example.com/fail/gone.mp4\n"))
+	_, err := e.Upload(t, p, writeURLFile(t, "gone.url", "https://example.com/fail/gone.mp4\n"))
 	wantError(t, err, uploader.Permanent, "could not download the original file", "Failed to download the original file")
 }
 
@@ -432,7 +393,7 @@ func TestCopyFromURLRefused(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var e engine
-			_, err := e.upload(t, p, writeURLFile(t, "x.url", tc.content))
+			_, err := e.Upload(t, p, writeURLFile(t, "x.url", tc.content))
 			wantError(t, err, uploader.Permanent, tc.says)
 			if strings.Contains(err.Error(), "token=abc") {
 				t.Errorf("error shows the URL's query: %v", err)
@@ -451,7 +412,7 @@ func failFirstAttempt(t *testing.T, srv *gcoretest.Server, p uploader.Provider, 
 	srv.FailUpload(0, gcoretest.UploadBadGateway)
 	srv.FailUpload(1, gcoretest.UploadBadGateway)
 	e := &engine{}
-	_, err := e.upload(t, p, f)
+	_, err := e.Upload(t, p, f)
 	wantError(t, err, uploader.Transient, "every upload server failed", "502")
 	if e.step() != "created" {
 		t.Fatalf("checkpoint step %q, want created", e.step())
@@ -468,7 +429,7 @@ func TestExpiredTokenIsReplaced(t *testing.T) {
 	f := uploadertest.OpenFile(t, path)
 	e := failFirstAttempt(t, srv, p, f)
 	srv.ExpireTokens() // the platform says so before our clock does
-	res, err := e.upload(t, p, f)
+	res, err := e.Upload(t, p, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +452,7 @@ func TestOldTokenIsNotUsed(t *testing.T) {
 	mu.Lock()
 	now = now.Add(5 * time.Hour) // the engine retried much later
 	mu.Unlock()
-	res, err := e.upload(t, p, f)
+	res, err := e.Upload(t, p, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -505,7 +466,7 @@ func TestTokenRefusedTwiceIsPermanent(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{TokenTTL: time.Nanosecond}) // every token arrives expired
 	p := newProvider(t, srv, newClient(t), nil)
 	var e engine
-	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "x.mp4", 10)))
+	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "x.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "refused a new upload token", "token expired")
 	if c := srv.Counters(); c.TokensIssued != 1 {
 		t.Errorf("%d tokens asked for", c.TokensIssued)
@@ -522,7 +483,7 @@ func TestUploadServerFailover(t *testing.T) {
 				p := newProvider(t, srv, newClient(t), nil)
 				path := uploadertest.MakeFile(t, t.TempDir(), "f.mp4", 2<<20)
 				var e engine
-				res, err := e.upload(t, p, uploadertest.OpenFile(t, path))
+				res, err := e.Upload(t, p, uploadertest.OpenFile(t, path))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -546,16 +507,17 @@ func interruptAfterUpload(t *testing.T, srv *gcoretest.Server, p uploader.Provid
 	srv.SetStep(time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := &engine{onSave: func(step string) {
-		if step == "uploaded" {
+	e := &engine{}
+	e.OnSave = func(cp []byte, _ int) {
+		if stepOf(cp) == "uploaded" {
 			cancel()
 		}
-	}}
-	_, err := p.Upload(ctx, e.job(f))
+	}
+	_, err := p.Upload(ctx, e.Job(t, p, f))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled upload returned %v", err)
 	}
-	e.onSave = nil
+	e.OnSave = nil
 	return e
 }
 
@@ -567,7 +529,7 @@ func TestResumeAfterUploadOnlyPolls(t *testing.T) {
 	e := interruptAfterUpload(t, srv, p, f)
 	before := srv.Counters()
 	srv.SetStep(time.Millisecond)
-	res, err := e.upload(t, p, f)
+	res, err := e.Upload(t, p, f)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,16 +550,16 @@ func TestTransientErrorWhilePolling(t *testing.T) {
 	f := uploadertest.OpenFile(t, path)
 	srv.SetStep(time.Hour)
 	e := &engine{}
-	e.onSave = func(step string) {
-		if step == "uploaded" {
+	e.OnSave = func(cp []byte, _ int) {
+		if stepOf(cp) == "uploaded" {
 			srv.FailNext(1, 503, 0)
 		}
 	}
-	_, err := e.upload(t, p, f)
+	_, err := e.Upload(t, p, f)
 	wantError(t, err, uploader.Transient, "503")
 	srv.SetStep(time.Millisecond)
 	before := srv.Counters()
-	if _, err := e.upload(t, p, f); err != nil {
+	if _, err := e.Upload(t, p, f); err != nil {
 		t.Fatal(err)
 	}
 	if after := srv.Counters(); after.VideosCreated != 1 || after.UploadRequests != before.UploadRequests {
@@ -613,7 +575,7 @@ func TestVideoDeletedWhileWaiting(t *testing.T) {
 	if !srv.DeleteVideo(e.videoID(t)) {
 		t.Fatal("no video to delete")
 	}
-	_, err := e.upload(t, p, f)
+	_, err := e.Upload(t, p, f)
 	wantError(t, err, uploader.Permanent, "was deleted on the Gcore side")
 	if n := srv.Counters().VideosCreated; n != 1 {
 		t.Errorf("%d videos created: a deleted video must not be made again", n)
@@ -628,7 +590,7 @@ func TestVideoDeletedBeforeUpload(t *testing.T) {
 	if !srv.DeleteVideo(e.videoID(t)) {
 		t.Fatal("no video to delete")
 	}
-	_, err := e.upload(t, p, f)
+	_, err := e.Upload(t, p, f)
 	wantError(t, err, uploader.Permanent, "was deleted on the Gcore side")
 	if n := srv.Counters().VideosCreated; n != 1 {
 		t.Errorf("%d videos created", n)
@@ -640,7 +602,7 @@ func TestWaitUploaded(t *testing.T) {
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
 	path := uploadertest.MakeFile(t, t.TempDir(), "u.mp4", 1<<20)
 	var e engine
-	res, err := e.upload(t, p, uploadertest.OpenFile(t, path))
+	res, err := e.Upload(t, p, uploadertest.OpenFile(t, path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -654,7 +616,7 @@ func TestWaitReady(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: 50 * time.Millisecond})
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitReady })
 	var e engine
-	res, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "r.mp4", 1<<10)))
+	res, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "r.mp4", 1<<10)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -667,7 +629,7 @@ func TestMaxWait(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: time.Hour})
 	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.MaxWait = 100 * time.Millisecond })
 	var e engine
-	_, err := e.upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "slow.mp4", 1<<10)))
+	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "slow.mp4", 1<<10)))
 	wantError(t, err, uploader.Permanent, `still "pending"`, "processing took too long", "max_wait")
 }
 
@@ -684,7 +646,7 @@ func TestRateLimiterIsShared(t *testing.T) {
 		f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, name, 1<<10))
 		go func() {
 			var e engine
-			_, err := p.Upload(ctx, e.job(f))
+			_, err := p.Upload(ctx, e.Job(t, p, f))
 			errs <- err
 		}()
 	}

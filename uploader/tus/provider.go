@@ -26,13 +26,9 @@ type Options struct {
 
 // Type is the `tus` provider type: any TUS 1.0 server; endpoint is its creation URL.
 func Type() uploader.Type {
-	return uploader.Type{
-		Name:       "tus",
-		NewOptions: func() any { return &Options{} },
-		New: func(env uploader.Env, options any) (uploader.Provider, error) {
-			return New(env, *options.(*Options))
-		},
-	}
+	return uploader.NewType("tus", "", func() Options { return Options{} }, func(env uploader.Env, o Options) (uploader.Provider, error) {
+		return New(env, o)
+	})
 }
 
 // Provider uploads to a TUS server.
@@ -48,12 +44,9 @@ var _ uploader.Provider = (*Provider)(nil)
 // server: user info as an `Authorization: Basic` header (unless headers set Authorization),
 // query values (`?key=...`) on the creation, every HEAD and every PATCH.
 func New(env uploader.Env, opts Options) (*Provider, error) {
-	if env.Endpoint == "" {
-		return nil, errors.New("tus: endpoint (the creation URL) is required")
-	}
-	u, err := uploader.ParseEndpoint(env.Endpoint)
+	u, err := env.EndpointURL("tus", "")
 	if err != nil {
-		return nil, fmt.Errorf("tus: %w", err)
+		return nil, err
 	}
 	if opts.ChunkSize < 0 {
 		return nil, fmt.Errorf("tus: chunk_size must not be negative")

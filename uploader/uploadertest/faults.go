@@ -2,6 +2,7 @@ package uploadertest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -121,6 +122,18 @@ func (f *Faults) Intercept(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "injected fault: "+http.StatusText(code), code)
 	}
 	return false
+}
+
+// WriteJSON answers with status code and v as JSON, the way an emulated API does.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 // SetRetryAfter sets Retry-After (whole seconds) or Retry-After-Ms (finer) to d; nothing for d <= 0.

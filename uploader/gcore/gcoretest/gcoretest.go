@@ -273,7 +273,7 @@ func Start(opts Options) (*Server, error) {
 	api.HandleFunc("DELETE /streaming/videos/{id}", s.delete)
 	api.HandleFunc("GET /streaming/videos/{id}/upload", s.uploadInfo)
 	api.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found."})
+		uploadertest.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "Not found."})
 	})
 
 	first := http.NewServeMux()
@@ -445,10 +445,10 @@ func (s *Server) apiGate(next http.Handler) http.Handler {
 		scheme, key, _ := strings.Cut(auth, " ")
 		switch {
 		case auth == "":
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Authentication credentials were not provided."})
+			uploadertest.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "Authentication credentials were not provided."})
 			return
 		case !strings.EqualFold(scheme, "APIKey") || subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.APIKey)) != 1:
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "Invalid API key."})
+			uploadertest.WriteJSON(w, http.StatusUnauthorized, map[string]string{"error": "Invalid API key."})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -459,23 +459,12 @@ func (s *Server) apiGate(next http.Handler) http.Handler {
 func writeFault(w http.ResponseWriter, code int) {
 	switch {
 	case code == http.StatusUnprocessableEntity:
-		writeJSON(w, code, map[string]any{"errors": map[string][]string{"base": {"injected fault"}}})
+		uploadertest.WriteJSON(w, code, map[string]any{"errors": map[string][]string{"base": {"injected fault"}}})
 	case code == http.StatusTooManyRequests:
-		writeJSON(w, code, map[string]string{"error": "Request was throttled."})
+		uploadertest.WriteJSON(w, code, map[string]string{"error": "Request was throttled."})
 	default:
-		writeJSON(w, code, map[string]string{"error": "injected fault: " + http.StatusText(code)})
+		uploadertest.WriteJSON(w, code, map[string]string{"error": "injected fault: " + http.StatusText(code)})
 	}
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
 }
 
 // create is POST /streaming/videos/.
@@ -490,11 +479,11 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		} `json:"video"`
 	}
 	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&body); err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "JSON parse error: " + err.Error()})
+		uploadertest.WriteJSON(w, http.StatusBadRequest, map[string]string{"error": "JSON parse error: " + err.Error()})
 		return
 	}
 	if body.Video == nil {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": map[string][]string{"name": {"can't be blank"}}})
+		uploadertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": map[string][]string{"name": {"can't be blank"}}})
 		return
 	}
 	f := body.Video
@@ -514,7 +503,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if len(errs) > 0 {
-		writeJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": errs})
+		uploadertest.WriteJSON(w, http.StatusUnprocessableEntity, map[string]any{"errors": errs})
 		return
 	}
 	now := time.Now()
@@ -536,10 +525,10 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 	view := s.viewLocked(v, now)
 	s.mu.Unlock()
 	if s.opts.CreateAsArray {
-		writeJSON(w, http.StatusCreated, []Video{view})
+		uploadertest.WriteJSON(w, http.StatusCreated, []Video{view})
 		return
 	}
-	writeJSON(w, http.StatusCreated, view)
+	uploadertest.WriteJSON(w, http.StatusCreated, view)
 }
 
 // badOrigin says why Gcore would refuse to copy from raw, or "".
@@ -580,7 +569,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		out = append(out, s.viewLocked(s.videos[ids[i]], now))
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, out)
+	uploadertest.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*video, bool) {
@@ -590,7 +579,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request) (*video, bool) {
 			return v, true
 		}
 	}
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "Not found."})
+	uploadertest.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "Not found."})
 	return nil, false
 }
 
@@ -604,7 +593,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if ok {
-		writeJSON(w, http.StatusOK, view)
+		uploadertest.WriteJSON(w, http.StatusOK, view)
 	}
 }
 
@@ -655,7 +644,7 @@ func (s *Server) uploadInfo(w http.ResponseWriter, r *http.Request) {
 		Video: s.viewLocked(v, now),
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, answer)
+	uploadertest.WriteJSON(w, http.StatusOK, answer)
 }
 
 // player is the page iframe_url points at.

@@ -1,9 +1,9 @@
+//go:build unix
+
 package service_test
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,11 +14,6 @@ import (
 	"github.com/chute-dev/chute/configs"
 	"github.com/chute-dev/chute/service"
 )
-
-func sha(b []byte) string {
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
-}
 
 // writeAt writes data to path and gives it the mtime at, so that a rewrite is seen as one
 // even on file systems with coarse timestamps.

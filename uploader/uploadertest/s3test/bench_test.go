@@ -1,0 +1,155 @@
+package s3test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// benchOptions: MinIO without the relay, unless CHUTE_BENCH_RELAY=1 asks for it.
+func benchOptions() Options {
+	return Options{Direct: os.Getenv("CHUTE_BENCH_RELAY") != "1"}
+}
+
+// benchFile writes a file of $CHUTE_BENCH_MB MiB (default 256) of random-looking bytes.
+func benchFile(b *testing.B) (string, int64) {
+	b.Helper()
+	mb := 256
+	if v, err := strconv.Atoi(os.Getenv("CHUTE_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	path := filepath.Join(b.TempDir(), "bench.mp4")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := randomBytes(b, 1<<20)
+	for i := 0; i < mb; i++ {
+		chunk[0] = byte(i) // no two MiB alike
+		if _, err := f.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return path, int64(mb) << 20
+}
+
+// BenchmarkPut streams a file to a presigned URL with net/http, then with curl -T, to the
+// same server: the ratio is what a provider's PUT can hope for.
+func BenchmarkPut(b *testing.B) {
+	s := StartWith(b, benchOptions())
+	path, size := benchFile(b)
+	ctx := context.Background()
+	var goTime, curlTime time.Duration
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		// Fresh keys, removed after: no run pays for replacing the other's object.
+		u, err := s.PresignPut(ctx, "bench/go.mp4", time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cu, err := s.PresignPut(ctx, "bench/curl.mp4", time.Hour)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPut, u, f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.ContentLength = size
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		goTime += time.Since(start)
+		f.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("PUT answered %d", resp.StatusCode)
+		}
+		curlTime += CurlPut(b, cu, path)
+		clean(b, s, "bench/go.mp4", "bench/curl.mp4")
+	}
+	report(b, size, goTime, curlTime)
+}
+
+// BenchmarkPost streams a POST policy form (the file last, exact length) with net/http, then
+// posts the same fields with curl -F, to the same server.
+func BenchmarkPost(b *testing.B) {
+	s := StartWith(b, benchOptions())
+	path, size := benchFile(b)
+	var goTime, curlTime time.Duration
+	b.SetBytes(size)
+	for i := 0; i < b.N; i++ {
+		form, err := s.PresignPost(PostPolicy{Fields: xvidFields("tmp/p1/go.mp4"), Expires: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		cform, err := s.PresignPost(PostPolicy{Fields: xvidFields("tmp/p1/curl.mp4"), Expires: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var head bytes.Buffer
+		mw := multipart.NewWriter(&head)
+		for _, f := range form.Fields {
+			mw.WriteField(f.Name, f.Value)
+		}
+		mw.CreateFormFile("file", "bench.mp4")
+		tail := "\r\n--" + mw.Boundary() + "--\r\n"
+		f, err := os.Open(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req, err := http.NewRequest(http.MethodPost, form.URL, io.MultiReader(bytes.NewReader(head.Bytes()), f, bytes.NewReader([]byte(tail))))
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.ContentLength = int64(head.Len()) + size + int64(len(tail))
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		goTime += time.Since(start)
+		f.Close()
+		if resp.StatusCode != http.StatusCreated {
+			b.Fatalf("POST answered %d", resp.StatusCode)
+		}
+		curlTime += CurlPost(b, cform, path)
+		clean(b, s, "tmp/p1/go.mp4", "tmp/p1/curl.mp4")
+	}
+	report(b, size, goTime, curlTime)
+}
+
+func clean(b *testing.B, s *Server, keys ...string) {
+	for _, k := range keys {
+		if err := s.Delete(context.Background(), k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func report(b *testing.B, size int64, goTime, curlTime time.Duration) {
+	n := float64(b.N)
+	b.ReportMetric(float64(size)*n/goTime.Seconds()/(1<<20), "go-MiB/s")
+	b.ReportMetric(float64(size)*n/curlTime.Seconds()/(1<<20), "curl-MiB/s")
+	b.ReportMetric(goTime.Seconds()/curlTime.Seconds(), "go/curl")
+}

@@ -765,6 +765,7 @@ type soakSidecar struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	ID     string `json:"id"`
+	URL    string `json:"url"`
 	Error  string `json:"error"`
 	Job    uint64 `json:"job"`
 	// MTime is the file's mtime when the sidecar was written (not asserted: a file touched
@@ -1024,6 +1025,8 @@ func (s *soak) checkFile(rel string, c *soakContent, ups map[string]soakUpload) 
 		t.Errorf("%s: tusd's upload %s is incomplete%s", rel, u, s.why(rel))
 	case u.hash != c.hash:
 		t.Errorf("%s: tusd's upload %s holds sha256 %.12s, the file's is %.12s%s", rel, u, u.hash, c.hash, s.why(rel))
+	case sc.URL != s.tusd.url()+sc.ID:
+		t.Errorf("%s: the sidecar's url %q is not the upload's, %q", rel, sc.URL, s.tusd.url()+sc.ID)
 	}
 }
 

@@ -786,31 +786,39 @@ func soakReadSidecar(path string) (*soakSidecar, error) {
 }
 
 // quiet waits, with chute and tusd running and nothing changing, until every file has a
-// done sidecar of its current content (or a failed one, which no waiting mends), then a
-// little longer so that a late sidecar written by an older job would show.
+// done sidecar of its current content, or until the only others have failed sidecars that
+// stayed so for 10s (no waiting mends those; a newer job might, so they get that long), then
+// a little longer so that a late sidecar written by an older job would show.
 func (s *soak) quiet() {
 	start := time.Now()
-	var missing []string
+	var missing, failed []string
+	last, since := "", time.Now()
 	for {
-		missing = missing[:0]
+		missing, failed = missing[:0], failed[:0]
 		s.mu.Lock()
-		for rel, f := range s.files {
+		for _, rel := range soakSorted(s.files) {
 			sc, err := soakReadSidecar(filepath.Join(s.inbox, filepath.FromSlash(rel)))
-			if err != nil || (sc.Status == "done" && sc.SHA256 != f.c.hash) || (sc.Status != "done" && sc.Status != "failed") {
+			switch {
+			case err == nil && sc.Status == "done" && sc.SHA256 == s.files[rel].c.hash:
+			case err == nil && sc.Status == "failed":
+				failed = append(failed, rel)
+			default:
 				missing = append(missing, rel)
 			}
 		}
 		s.mu.Unlock()
-		if len(missing) == 0 || time.Since(start) > soakQuiet {
+		if now := strings.Join(failed, "\x00"); now != last {
+			last, since = now, time.Now()
+		}
+		if len(missing) == 0 && (len(failed) == 0 || time.Since(since) > 10*time.Second) || time.Since(start) > soakQuiet {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	sort.Strings(missing)
 	if len(missing) > 0 {
 		s.t.Errorf("after %v of quiet, %d files still lack a sidecar of their content: %s", soakQuiet, len(missing), strings.Join(missing, ", "))
 	} else {
-		s.t.Logf("every file had its sidecar %v into the quiet period", time.Since(start).Round(100*time.Millisecond))
+		s.t.Logf("every file had its sidecar %v into the quiet period (%d failed)", time.Since(start).Round(100*time.Millisecond), len(failed))
 	}
 	time.Sleep(3 * soakSettle)
 }

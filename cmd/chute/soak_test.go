@@ -31,9 +31,11 @@ import (
 
 // The soak test (issue 6, "Must show"): files of mixed sizes are dropped into a recursive
 // watched folder, edited, replaced, renamed and deleted the way real applications do it,
-// while the real chute binary is SIGKILLed at random moments and restarted, and the TUS
-// server (tusdlite, a process of its own) is killed and restarted on the same address and
-// data directory. At the end, with both running quietly until every file has its sidecar:
+// while the real chute binary is SIGKILLed at random moments (and three times stopped with
+// SIGTERM, which must end it cleanly) and restarted, and the TUS server (tusdlite, a process
+// of its own) is killed and restarted on the same address and data directory. No chute may
+// crash (panic) on its own. At the end, with both running quietly until every file has its
+// sidecar:
 //   - every file on disk has one true sidecar: status done, sha256 and size of the file's
 //     current bytes, and tusd holds exactly those bytes, complete, under the sidecar's id;
 //   - a sidecar beside nothing (the file was renamed or deleted) is reported, not failed;
@@ -117,6 +119,7 @@ type soak struct {
 	daemon   *daemon
 	daemons  []*daemon
 	kills    int
+	stops    int // graceful stops (SIGTERM)
 	inFlight int // kills while tusd was receiving PATCH bytes
 	writers  sync.WaitGroup
 	// staleMTime are the files whose true sidecar records another mtime than theirs.
@@ -234,7 +237,11 @@ func (s *soak) run() {
 	go func() { defer bg.Done(); s.operate(ctx, rand.New(rand.NewPCG(s.seed, 2))) }()
 	go func() { defer bg.Done(); s.cutTusd(ctx, rand.New(rand.NewPCG(s.seed, 3))) }()
 	kr := rand.New(rand.NewPCG(s.seed, 4))
-	lo, hi := s.chaos/50, s.chaos/17 // 2s to 6s at the default length: at least 16 kills
+	// 2s to 5s between two ends of chute at the default length: at least 20, of which three
+	// are graceful stops (SIGTERM, at about 30%, 60% and 90%) and the rest SIGKILLs.
+	lo, hi := s.chaos/50, s.chaos/20
+	chaosStart := time.Now()
+	stops := []time.Duration{s.chaos * 3 / 10, s.chaos * 6 / 10, s.chaos * 9 / 10}
 	for {
 		wait := lo + time.Duration(kr.Int64N(int64(hi-lo)))
 		select {
@@ -244,7 +251,12 @@ func (s *soak) run() {
 		if ctx.Err() != nil {
 			break
 		}
-		s.killDaemon()
+		if len(stops) > 0 && time.Since(chaosStart) >= stops[0] {
+			stops = stops[1:]
+			s.stopDaemon()
+		} else {
+			s.killDaemon()
+		}
 		s.restartDaemon(kr)
 	}
 	bg.Wait()
@@ -295,6 +307,15 @@ func (s *soak) killDaemon() bool {
 	}
 	s.event("SIGKILL chute #%d (upload in flight: %v)", len(s.daemons), flowing)
 	return flowing
+}
+
+// stopDaemon stops chute with SIGTERM: it must exit 0 within 15s, uploads in flight cut
+// at a checkpoint.
+func (s *soak) stopDaemon() {
+	flowing := s.tusd.flowing()
+	s.daemon.stop(s.t)
+	s.stops++
+	s.event("SIGTERM chute #%d (upload in flight: %v)", len(s.daemons), flowing)
 }
 
 // cutTusd kills tusd three times at random moments and starts it again after 0.5 to 4s.
@@ -975,6 +996,19 @@ func (s *soak) check() {
 		// A sidecar beside nothing (issue 6, item 2): reported, not failed, for now.
 		t.Logf("a sidecar written after its file had left: %s", l)
 	}
+	for i, d := range s.daemons {
+		logs := d.logs.String()
+		for _, bad := range []string{"panic:", "fatal error:", "level=ERROR"} {
+			if at := strings.Index(logs, bad); at >= 0 {
+				if bad == "level=ERROR" {
+					// Errors are allowed (tusd was cut); they are shown, not failed.
+					t.Logf("chute #%d logged an error: %s", i+1, soakLine(logs, at))
+					continue
+				}
+				t.Errorf("chute #%d crashed: %s", i+1, soakTail(logs[at:], 30))
+			}
+		}
+	}
 	if len(s.staleMTime) > 0 {
 		t.Logf("%d true sidecars record an mtime that is not their file's (touched or saved again unchanged since): %s", len(s.staleMTime), strings.Join(s.staleMTime, ", "))
 	}
@@ -1223,8 +1257,8 @@ func (s *soak) summary(ups map[string]soakUpload, needed int64) {
 		}
 	}
 	s.t.Logf("timeline:\n  %s", strings.Join(tl, "\n  "))
-	s.t.Logf("summary: %d files at the end (%d B), %d contents written; %s; chute's jobs %s; %d SIGKILLs of chute (%d while tusd was receiving), %d tusd cuts; tusd: %d uploads created, %d complete (%d B), %d incomplete, %d B stored, %d B received; sent/needed %.3f (needed: the complete uploads' bytes), complete uploads/final files %.2f (edits, replacements, renames)",
-		len(s.files), needed, len(s.contents), strings.Join(ops, ", "), states, s.kills, s.inFlight, s.tusd.restarts,
+	s.t.Logf("summary: %d files at the end (%d B), %d contents written; %s; chute's jobs %s; %d SIGKILLs of chute (%d while tusd was receiving) and %d SIGTERMs, %d tusd cuts; tusd: %d uploads created, %d complete (%d B), %d incomplete, %d B stored, %d B received; sent/needed %.3f (needed: the complete uploads' bytes), complete uploads/final files %.2f (edits, replacements, renames)",
+		len(s.files), needed, len(s.contents), strings.Join(ops, ", "), states, s.kills, s.inFlight, s.stops, s.tusd.restarts,
 		s.tusd.created(), complete, completeBytes, incomplete, stored, received, ratio(sent, completeBytes), ratio(completeBytes, needed))
 }
 
@@ -1243,6 +1277,16 @@ func soakSorted[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// soakLine is the line of s around index at.
+func soakLine(s string, at int) string {
+	start := strings.LastIndexByte(s[:at], '\n') + 1
+	end := strings.IndexByte(s[at:], '\n')
+	if end < 0 {
+		return s[start:]
+	}
+	return s[start : at+end]
 }
 
 func soakTail(s string, n int) string {

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -80,6 +82,9 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		return d.fail(job, pr, log, fmt.Sprintf("cannot read the file: %v. Fix its permissions, then run `chute retry %d`", unwrapPath(err), job.ID))
 	}
 	defer f.Close()
+	if rel, err := filepath.Rel(job.Folder, job.Path); err == nil && !strings.HasPrefix(rel, "..") {
+		f.RelPath = filepath.ToSlash(rel)
+	}
 	if f.Size != job.Size || !f.ModTime.Equal(job.ModTime) {
 		return d.abandon(job, log, "the file changed after it settled; its new content is uploaded as a new job")
 	}

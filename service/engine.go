@@ -517,7 +517,7 @@ func (d *Daemon) addBatch(ctx context.Context, news []store.NewJob) ([]store.Add
 		}
 		d.storeFailed(err)
 		d.log.Warn("cannot record new files yet; retrying", "count", len(news), "retry_in", wait.String(), "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := uploader.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 		wait = min(wait*2, 30*time.Second)
@@ -653,15 +653,4 @@ func plural(n int, word string) string {
 		return word
 	}
 	return word + "s"
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -193,3 +193,27 @@ func TestDigestsBeforeUpload(t *testing.T) {
 		t.Errorf("a provider that needs no digest got %+v", c)
 	}
 }
+
+// The engine hands a provider the file's path under its folder (xvid's object keys use it).
+func TestRelPathGiven(t *testing.T) {
+	var mu sync.Mutex
+	got := map[string]bool{}
+	f := &uploadertest.Fake{UploadFunc: func(ctx context.Context, job *uploader.Job, call int) (uploader.Result, error) {
+		mu.Lock()
+		got[job.File.RelPath] = true
+		mu.Unlock()
+		return uploadertest.ReadAll(ctx, job)
+	}}
+	e := startFakes(t, map[string]*uploadertest.Fake{"p": f}, 2)
+	a := filepath.Join(e.inbox["p"], "cam1", "clip.mp4")
+	b := filepath.Join(e.inbox["p"], "cam2", "clip.mp4")
+	write(t, a, []byte("a"))
+	write(t, b, []byte("b"))
+	e.doneSidecar(t, a)
+	e.doneSidecar(t, b)
+	mu.Lock()
+	defer mu.Unlock()
+	if !got["cam1/clip.mp4"] || !got["cam2/clip.mp4"] {
+		t.Fatalf("RelPath seen: %v", got)
+	}
+}

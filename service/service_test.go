@@ -310,18 +310,26 @@ func TestTransientErrorsRetriedThenGiveUp(t *testing.T) {
 	e.srv.FailNext(0, 0, 0)
 }
 
-// A file deleted before its upload starts is dropped with a clear log line; others go on.
-func TestDeletedBeforeUpload(t *testing.T) {
-	e := newEnv(t, "")
+// queueBehindStall starts the daemon with its one worker held by an upload to a stalled
+// server (first.mp4), then queues a second file behind it. The caller unstalls the server.
+func (e *env) queueBehindStall(name string, data []byte) (first, second string) {
+	e.t.Helper()
 	e.cfg.Providers["own"].Concurrency = 1
 	e.srv.Stall(true)
 	e.start()
-	first := filepath.Join(e.inbox, "first.mp4")
-	write(t, first, []byte("first"))
-	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "msg=uploading") }, "the first upload to start")
-	gone := filepath.Join(e.inbox, "gone.mp4")
-	write(t, gone, []byte("gone"))
-	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "gone.mp4 size=4") }, "the second file to be queued")
+	first = filepath.Join(e.inbox, "first.mp4")
+	write(e.t, first, []byte("first"))
+	waitFor(e.t, func() bool { return strings.Contains(e.logs.String(), "msg=uploading") }, "the first upload to start")
+	second = filepath.Join(e.inbox, name)
+	write(e.t, second, data)
+	waitFor(e.t, func() bool { return strings.Contains(e.logs.String(), fmt.Sprintf("%s size=%d", name, len(data))) }, "the second file to be queued")
+	return first, second
+}
+
+// A file deleted before its upload starts is dropped with a clear log line; others go on.
+func TestDeletedBeforeUpload(t *testing.T) {
+	e := newEnv(t, "")
+	first, gone := e.queueBehindStall("gone.mp4", []byte("gone"))
 	if err := os.Remove(gone); err != nil {
 		t.Fatal(err)
 	}

@@ -228,15 +228,7 @@ func TestSidecarWrittenOnceItCanBe(t *testing.T) {
 // Item 11: a queued file replaced by a FIFO does not block a worker, and a stop stops.
 func TestFIFODoesNotHang(t *testing.T) {
 	e := newEnv(t, "")
-	e.cfg.Providers["own"].Concurrency = 1
-	e.srv.Stall(true)
-	e.start()
-	first := filepath.Join(e.inbox, "first.mp4")
-	write(t, first, []byte("first"))
-	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "msg=uploading") }, "the first upload to start")
-	fifo := filepath.Join(e.inbox, "pipe.mp4")
-	write(t, fifo, []byte("soon a fifo"))
-	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "pipe.mp4 size=11") }, "the second file to be queued")
+	first, fifo := e.queueBehindStall("pipe.mp4", []byte("soon a fifo"))
 	if err := os.Remove(fifo); err != nil {
 		t.Fatal(err)
 	}

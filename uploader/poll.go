@@ -63,7 +63,7 @@ func (p Poller) Until(ctx context.Context, since time.Time, check func(ctx conte
 					wait = max(left, floor)
 				}
 			}
-			if err := sleep(ctx, wait-time.Since(last)); err != nil {
+			if err := Sleep(ctx, wait-time.Since(last)); err != nil {
 				return err
 			}
 			pause = max(floor, min(time.Duration(float64(pause)*factor), limit))
@@ -87,8 +87,8 @@ func (p Poller) Until(ctx context.Context, since time.Time, check func(ctx conte
 	}
 }
 
-// sleep waits d (nothing when d <= 0) or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
+// Sleep waits d (nothing when d <= 0) or until ctx ends, and returns ctx's error then.
+func Sleep(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
 		return ctx.Err()
 	}

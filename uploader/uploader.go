@@ -105,7 +105,11 @@ type File struct {
 	// Path is the file's path on disk (for logs and MIME types; providers read through the File).
 	Path string
 	// Name is the base name, as sent to the provider.
-	Name    string
+	Name string
+	// RelPath is the file's path under its watched folder, with / between folders ("a/b.mp4");
+	// "" when the engine does not set it (providers then use Name). Providers that name
+	// remote objects by path (Xvid's object key) use it; they still know nothing of folders.
+	RelPath string
 	Size    int64
 	ModTime time.Time
 	f       *os.File

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/chute-dev/chute/uploader/gcore/gcoretest"
 	"github.com/chute-dev/chute/uploader/tus/tustest"
+	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 	"github.com/chute-dev/chute/uploader/uploadgig/uploadgigtest"
+	"github.com/chute-dev/chute/uploader/xvid/xvidtest"
 )
 
 // emulator is one provider's local stand-in, as `chute demo` runs it.
@@ -121,6 +124,24 @@ func startEmulators(root string) ([]*emulator, error) {
 		yaml:   fmt.Sprintf("  ug:\n    type: uploadgig\n    endpoint: %s\n    user: %s\n    pass: %s\n    login_interval: 1s\n    rate_limit_wait: 1m\n", ug.URL, demoUser, demoPass),
 		inbox:  filepath.Join(root, "inbox", "uploadgig"),
 		closer: ug.Close,
+	})
+	// Xvid's upload forms go to the in-process S3 stand-in: the demo needs no MinIO.
+	s3, err := s3test.StartStandIn(s3test.Options{Dir: filepath.Join(root, "servers", "xvid-s3")})
+	if err != nil {
+		return emus, fmt.Errorf("start the S3 stand-in for the xvid emulator: %w", err)
+	}
+	const xvID, xvSecret = "demo-client", "demo-client-secret"
+	xv, err := xvidtest.Start(xvidtest.Options{ClientID: xvID, ClientSecret: xvSecret, S3: s3, Completing: 2 * time.Second})
+	if err != nil {
+		s3.Close()
+		return emus, fmt.Errorf("start the xvid emulator: %w", err)
+	}
+	emus = append(emus, &emulator{
+		name: "xv",
+		yaml: fmt.Sprintf("  xv:\n    type: xvid\n    endpoint: %s\n    client_id: %s\n    client_secret: %s\n    pipeline_id: %s\n    poll_interval: 1s\n",
+			xv.URL, xvID, xvSecret, xvidtest.DefaultPipeline),
+		inbox:  filepath.Join(root, "inbox", "xvid"),
+		closer: func() error { return errors.Join(xv.Close(), s3.Close()) },
 	})
 	return emus, nil
 }

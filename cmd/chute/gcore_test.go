@@ -111,7 +111,9 @@ func TestExamplesLoadWithRealProviders(t *testing.T) {
 	reg := registry()
 	t.Setenv("GCORE_API_KEY", "k")
 	t.Setenv("UPLOADGIG_PASS", "p")
-	for _, name := range []string{"tus.yaml", "gcore.yaml", "uploadgig.yaml"} {
+	t.Setenv("XVID_CLIENT_ID", "id")
+	t.Setenv("XVID_CLIENT_SECRET", "secret")
+	for _, name := range []string{"tus.yaml", "gcore.yaml", "uploadgig.yaml", "xvid.yaml"} {
 		path := filepath.Join("..", "..", "configs", "examples", name)
 		_, err := configs.Load(path, configs.Options{SkipFilesystem: true, Types: func(n string) (configs.TypeInfo, bool) {
 			ty, ok := reg.Lookup(n)

@@ -970,6 +970,10 @@ func (s *soak) check() {
 			t.Errorf("%s%s: a sidecar for a temporary file the folder excludes, or for a sidecar", rel, watcher.SidecarSuffix)
 			continue
 		}
+		if _, ok := s.left[rel]; !ok {
+			t.Errorf("%s%s: a sidecar for a file that never was in the folder", rel, watcher.SidecarSuffix)
+			continue
+		}
 		sc, err := soakReadSidecar(filepath.Join(s.inbox, filepath.FromSlash(rel)))
 		when := ""
 		if st, serr := os.Stat(filepath.Join(s.inbox, filepath.FromSlash(rel)) + watcher.SidecarSuffix); serr == nil {

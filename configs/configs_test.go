@@ -36,10 +36,14 @@ type tusOpts struct {
 }
 
 type redgifsOpts struct {
-	Token     string   `yaml:"token" chute:"required,secret"`
-	Tags      []string `yaml:"tags"`
-	Private   bool     `yaml:"private"`
-	KeepAudio bool     `yaml:"keep_audio"`
+	Token       string        `yaml:"token" chute:"required,secret"`
+	Tags        []string      `yaml:"tags"`
+	Private     bool          `yaml:"private"`
+	KeepAudio   bool          `yaml:"keep_audio"`
+	Description string        `yaml:"description"`
+	Niches      []string      `yaml:"niches"`
+	Wait        string        `yaml:"wait"`
+	MaxWait     time.Duration `yaml:"max_wait"`
 }
 
 type uploadgigOpts struct {
@@ -1138,7 +1142,7 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"full.yaml", "gcore.yaml", "tus.yaml", "uploadgig.yaml"} {
+	for _, want := range []string{"full.yaml", "gcore.yaml", "redgifs.yaml", "tus.yaml", "uploadgig.yaml", "xvid.yaml"} {
 		if !contains(baseNames(paths), want) {
 			t.Errorf("examples/%s is missing", want)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chute-dev/chute/uploader/gcore/gcoretest"
+	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
 	"github.com/chute-dev/chute/uploader/tus/tustest"
 	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 	"github.com/chute-dev/chute/uploader/uploadgig/uploadgigtest"
@@ -113,6 +114,23 @@ func startEmulators(root string) ([]*emulator, error) {
 		yaml:   fmt.Sprintf("  gc:\n    type: gcore\n    endpoint: %s\n    api_key: %s\n    poll_interval: 1s\n", gc.URL, demoKey),
 		inbox:  filepath.Join(root, "inbox", "gcore"),
 		closer: gc.Close,
+	})
+	// RedGIFs' signed PUT URLs point at the in-process S3 stand-in: the demo needs no MinIO.
+	bucket, err := s3test.StartStandIn(s3test.Options{Dir: filepath.Join(root, "servers", "s3")})
+	if err != nil {
+		return emus, fmt.Errorf("start the S3 stand-in: %w", err)
+	}
+	const demoToken = "demo-redgifs-token"
+	rg, err := redgifstest.Start(redgifstest.Options{S3: bucket, Token: demoToken, ReadyAfter: 2 * time.Second})
+	if err != nil {
+		bucket.Close()
+		return emus, fmt.Errorf("start the redgifs emulator: %w", err)
+	}
+	emus = append(emus, &emulator{
+		name:   "rg",
+		yaml:   fmt.Sprintf("  rg:\n    type: redgifs\n    endpoint: %s\n    token: %s\n    tags: [demo]\n", rg.URL, demoToken),
+		inbox:  filepath.Join(root, "inbox", "redgifs"),
+		closer: func() error { return errors.Join(rg.Close(), bucket.Close()) },
 	})
 	const demoUser, demoPass = "demo@example.com", "demo-pass"
 	ug, err := uploadgigtest.Start(uploadgigtest.Options{Dir: filepath.Join(root, "servers", "uploadgig"), User: demoUser, Pass: demoPass, LoginsPerMinute: 60})

@@ -110,10 +110,11 @@ folders:
 func TestExamplesLoadWithRealProviders(t *testing.T) {
 	reg := registry()
 	t.Setenv("GCORE_API_KEY", "k")
+	t.Setenv("REDGIFS_TOKEN", "t0ken")
 	t.Setenv("UPLOADGIG_PASS", "p")
 	t.Setenv("XVID_CLIENT_ID", "id")
 	t.Setenv("XVID_CLIENT_SECRET", "secret")
-	for _, name := range []string{"tus.yaml", "gcore.yaml", "uploadgig.yaml", "xvid.yaml"} {
+	for _, name := range []string{"tus.yaml", "gcore.yaml", "redgifs.yaml", "uploadgig.yaml", "xvid.yaml"} {
 		path := filepath.Join("..", "..", "configs", "examples", name)
 		_, err := configs.Load(path, configs.Options{SkipFilesystem: true, Types: func(n string) (configs.TypeInfo, bool) {
 			ty, ok := reg.Lookup(n)

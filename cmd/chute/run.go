@@ -20,6 +20,7 @@ import (
 	"github.com/chute-dev/chute/store"
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/gcore"
+	"github.com/chute-dev/chute/uploader/redgifs"
 	"github.com/chute-dev/chute/uploader/tus"
 	"github.com/chute-dev/chute/uploader/uploadgig"
 	"github.com/chute-dev/chute/uploader/xvid"
@@ -55,7 +56,7 @@ The config is --config, else $CHUTE_CONFIG, else %s.
 
 // registry lists the provider types this build knows.
 func registry() *uploader.Registry {
-	return uploader.NewRegistry(tus.Type(), gcore.Type(), uploadgig.Type(), xvid.Type())
+	return uploader.NewRegistry(tus.Type(), gcore.Type(), redgifs.Type(), uploadgig.Type(), xvid.Type())
 }
 
 // run is the whole program but for signals and the exit status; tests call it directly.

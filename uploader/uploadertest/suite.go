@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -59,6 +60,9 @@ type Harness struct {
 	// account-wide rate-limit answer (UploadGig's code "-3", RedGIFs' 429 with error.delay),
 	// asking for a wait of after. The upload must then fail RateLimited, asking for after.
 	RateLimit func(after time.Duration)
+	// AccountRateLimit says a 429 limits the provider's whole account (RedGIFs): it must be
+	// classed RateLimited, with the wait asked for, rather than RetryAfter.
+	AccountRateLimit bool
 }
 
 // Sizes are the file sizes every provider must deliver byte for byte.
@@ -355,7 +359,10 @@ func testTransient(t *testing.T, h Harness, status int, retryAfter time.Duration
 	}
 	class, after := uploader.Classify(err)
 	want := uploader.Transient
-	if retryAfter > 0 {
+	switch {
+	case retryAfter > 0 && status == http.StatusTooManyRequests && h.AccountRateLimit:
+		want = uploader.RateLimited
+	case retryAfter > 0:
 		want = uploader.RetryAfter
 	}
 	if class != want {

@@ -89,6 +89,8 @@ type soakContent struct {
 type soakFile struct {
 	c    *soakContent
 	busy bool // a slow writer is still writing it
+	// since is when the file got this content at this path (written, renamed here).
+	since time.Time
 }
 
 // soakEvent is something that happened in the test, for the messages.
@@ -123,6 +125,9 @@ type soak struct {
 	stops    int // graceful stops (SIGTERM)
 	inFlight int // kills while tusd was receiving PATCH bytes
 	writers  sync.WaitGroup
+	// lies are the sidecars the monitor saw lying, by path and sidecar mtime.
+	lies    map[string]string
+	lieRels map[string]string
 }
 
 func newSoak(t *testing.T) *soak {
@@ -164,6 +169,8 @@ func newSoak(t *testing.T) *soak {
 		history: map[string][]soakEvent{},
 		left:    map[string]time.Time{},
 		ops:     map[string]int{},
+		lies:    map[string]string{},
+		lieRels: map[string]string{},
 	}
 	if err := os.MkdirAll(filepath.Join(s.inbox, "sub"), 0o755); err != nil {
 		t.Fatal(err)
@@ -235,6 +242,9 @@ func (s *soak) run() {
 	bg.Add(2)
 	go func() { defer bg.Done(); s.operate(ctx, rand.New(rand.NewPCG(s.seed, 2))) }()
 	go func() { defer bg.Done(); s.cutTusd(ctx, rand.New(rand.NewPCG(s.seed, 3))) }()
+	mctx, mcancel := context.WithCancel(context.Background())
+	monitored := make(chan struct{})
+	go func() { defer close(monitored); s.monitor(mctx) }()
 	kr := rand.New(rand.NewPCG(s.seed, 4))
 	// 2s to 5s between two ends of chute at the default length: at least 20, of which three
 	// are graceful stops (SIGTERM, at about 30%, 60% and 90%) and the rest SIGKILLs.
@@ -265,6 +275,8 @@ func (s *soak) run() {
 	}
 	s.event("quiet period starts")
 	s.quiet()
+	mcancel()
+	<-monitored
 	s.daemon.stop(t)
 	s.tusd.stop()
 	if os.Getenv("CHUTE_SOAK_KEEP") != "" {
@@ -306,6 +318,58 @@ func (s *soak) killDaemon() bool {
 	}
 	s.event("SIGKILL chute #%d (upload in flight: %v)", len(s.daemons), flowing)
 	return flowing
+}
+
+// monitor reads the sidecars of the files every 100ms until ctx ends, and records each
+// sidecar that chute wrote, well after the file got its current content, for other bytes:
+// a sidecar that lies while chute runs, even if a later one tells the truth. (The README:
+// "A sidecar is only ever written by the newest job of its path"; a file changed during
+// its upload gets no sidecar from that upload.) The margin allows for the instant between
+// chute's last look at the file and its write of the sidecar.
+func (s *soak) monitor(ctx context.Context) {
+	const margin = 500 * time.Millisecond
+	type look struct {
+		rel   string
+		c     *soakContent
+		since time.Time
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		var looks []look
+		s.mu.Lock()
+		for rel, f := range s.files {
+			if !f.busy {
+				looks = append(looks, look{rel, f.c, f.since})
+			}
+		}
+		s.mu.Unlock()
+		for _, l := range looks {
+			f, err := os.Open(filepath.Join(s.inbox, filepath.FromSlash(l.rel)) + watcher.SidecarSuffix)
+			if err != nil {
+				continue
+			}
+			// The mtime and the bytes of one sidecar: from the open file, not by its name.
+			st, serr := f.Stat()
+			var sc soakSidecar
+			derr := json.NewDecoder(f).Decode(&sc)
+			f.Close()
+			if serr != nil || derr != nil || sc.Status != "done" || sc.SHA256 == l.c.hash || !st.ModTime().After(l.since.Add(margin)) {
+				continue
+			}
+			key := l.rel + "@" + st.ModTime().String()
+			s.mu.Lock()
+			if _, seen := s.lies[key]; !seen {
+				s.lies[key] = fmt.Sprintf("%s: a sidecar for sha256 %.12s (job %d) was written at t+%v, %v after the file got content #%d (sha256 %.12s)",
+					l.rel, sc.SHA256, sc.Job, st.ModTime().Sub(s.started).Round(10*time.Millisecond), st.ModTime().Sub(l.since).Round(10*time.Millisecond), l.c.no, l.c.hash)
+				s.lieRels[key] = l.rel
+			}
+			s.mu.Unlock()
+		}
+	}
 }
 
 // stopDaemon stops chute with SIGTERM: it must exit 0 within 15s, uploads in flight cut
@@ -357,7 +421,7 @@ func (s *soak) bytesOf(c *soakContent) io.Reader {
 
 func (s *soak) addFile(rel string, c *soakContent, verb, how string) {
 	s.mu.Lock()
-	s.files[rel] = &soakFile{c: c}
+	s.files[rel] = &soakFile{c: c, since: time.Now()}
 	s.mu.Unlock()
 	s.note(rel, "%s: content #%d, %d B, sha256 %.12s, %s", verb, c.no, c.size, c.hash, how)
 }
@@ -536,7 +600,18 @@ func (s *soak) operation(r *rand.Rand) error {
 	case n < 84:
 		return s.rename(r, pick())
 	case n < 93:
-		return s.unchanged(r, pick())
+		// Only a file already uploaded: a touch during its upload is a change chute may
+		// rightly upload again.
+		var done []string
+		for _, rel := range idle {
+			if s.uploaded(rel) {
+				done = append(done, rel)
+			}
+		}
+		if len(done) == 0 {
+			return s.drop(r)
+		}
+		return s.unchanged(r, done[r.IntN(len(done))])
 	default:
 		if live < 10 {
 			return s.drop(r)
@@ -629,7 +704,7 @@ func (s *soak) writeSlowly(rel string, c *soakContent, verb string) error {
 			s.t.Errorf("the test's own slow writer failed: %v", err)
 		}
 		s.mu.Lock()
-		s.files[rel].busy = false
+		s.files[rel].busy, s.files[rel].since = false, time.Now()
 		s.mu.Unlock()
 		s.note(rel, "%s slowly in place ends: content #%d, %d B, sha256 %.12s, longest pause %v", verb, c.no, c.size, c.hash, c.maxPause.Round(time.Millisecond))
 	}()
@@ -670,6 +745,15 @@ func (s *soak) editHow(r *rand.Rand, rel string, sameSize bool, how string) erro
 	s.mu.Unlock()
 	s.addFile(rel, c, fmt.Sprintf("edited (content #%d before, same size %v)", old.no, size == old.size), how)
 	return nil
+}
+
+// uploaded says whether the file at rel has a done sidecar of its content.
+func (s *soak) uploaded(rel string) bool {
+	s.mu.Lock()
+	c := s.files[rel].c
+	s.mu.Unlock()
+	sc, err := soakReadSidecar(filepath.Join(s.inbox, filepath.FromSlash(rel)))
+	return err == nil && sc.Status == "done" && sc.SHA256 == c.hash
 }
 
 // unchanged changes a file without changing its bytes: a new mtime only, or the same
@@ -753,6 +837,7 @@ func (s *soak) renameTo(rel, to string) error {
 	delete(s.files, rel)
 	s.left[rel] = time.Now()
 	s.files[to] = f
+	f.since = time.Now()
 	f.c.residences++
 	s.ops["rename"]++
 	s.mu.Unlock()
@@ -1015,6 +1100,9 @@ func (s *soak) check() {
 				t.Errorf("chute #%d crashed: %s", i+1, soakTail(logs[at:], 30))
 			}
 		}
+	}
+	for _, k := range soakSorted(s.lies) {
+		t.Errorf("a sidecar lied while chute ran: %s%s", s.lies[k], s.why(s.lieRels[k]))
 	}
 	s.checkUploads(ups)
 	s.summary(ups, totalSize)

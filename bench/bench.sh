@@ -1,121 +1,178 @@
 #!/usr/bin/env bash
-# chute's benchmarks against a real tusd on loopback (see README "Benchmarks"):
-#   1. one 1 GiB file: curl doing TUS's minimum (one POST, one PATCH of the whole file) and
-#      chute (drop to sidecar, and the upload alone) to the same server, with chute's peak RSS;
-#   2. four 1 GiB files at once: chute's peak RSS;
-#   3. 10,000 files of 4 KiB dropped at once: drop to last sidecar, and drop to last job
-#      recorded in the state database.
-# Usage: bench/bench.sh [WORKDIR]   (needs about 10 GiB of disk; curl)
-#        ONLY=one bench/bench.sh      (just the single 1 GiB file against curl)
-#        TUSD_DIR=/dev/shm/tusd ...   (tusd stores in memory: no disk writeback noise)
+# chute against its peers, to the same tusd (internal/cmd/tusdlite, a process of its own), in
+# one run, every upload checked (see README "Benchmarks"; figures in bench/RESULTS.md):
+#   small: N files of 4 KiB (default 10,000) dropped at once, drop to last sidecar, chute with
+#          its DEFAULT config and with concurrency 8, against tus-js-client 8 in flight; files/s
+#          and CPU per file (user+system of the client process).
+#   big:   one 1 GiB file: curl doing TUS's minimum (one POST, one PATCH), tus-js-client (one
+#          PATCH), chute from daemon start to sidecar (SHA-256 included, settle 100ms).
+#   four:  (FOUR=1) the 1 GiB file under 4 names at once: chute and 4 curls in parallel.
+# Usage: bench/bench.sh [WORKDIR]       (needs curl, node and `npm ci` in bench/)
+#        ONLY=small|big bench/bench.sh  N=2000 for a shorter small round
+# The small rounds' server stores on tmpfs (/dev/shm): on ext4, rounds that follow the deletion
+# of many files measure the reuse of freed inodes, not the client. Each small round uploads a
+# fresh copy of the files, and nothing is deleted until the end. The big rounds' server stores
+# on disk under WORKDIR (TUSD_DIR to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 work=${1:-$(mktemp -d /tmp/chute-bench.XXXXXX)}
 mkdir -p "$work"
 echo "work dir: $work"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr), load $(cut -d' ' -f1-3 /proc/loadavg)"
 go build -o "$work/chute" ./cmd/chute
 go build -o "$work/tusdlite" ./internal/cmd/tusdlite
+[ -d bench/node_modules/tus-js-client ] || (cd bench && npm ci --no-audit --no-fund >/dev/null)
+echo "go $(go env GOVERSION), node $(node --version), tus-js-client $(node -p 'require("./bench/node_modules/tus-js-client/package.json").version'), $(curl --version | head -1 | cut -d' ' -f1-2)"
 
-# TUSD_DIR=/dev/shm/x keeps tusd's disk writes (and the page cache's writeback) out of the figures.
-tusd_dir=${TUSD_DIR:-$work/tusd}
-"$work/tusdlite" --dir "$tusd_dir" > "$work/tusd.url" &
-tusd_pid=$!
+pids=()
 chute_pid=
+shm=$(mktemp -d /dev/shm/chute-bench.XXXXXX)
 cleanup() {
   [ -n "$chute_pid" ] && kill "$chute_pid" 2>/dev/null || true
-  kill -INT "$tusd_pid" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill -INT "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  rm -rf "${shm:?}" "${work:?}"/tusd "${work:?}"/small* "${work:?}"/big* "${work:?}"/run-*
 }
 trap cleanup EXIT
-for _ in $(seq 50); do [ -s "$work/tusd.url" ] && break; sleep 0.1; done
-url=$(cat "$work/tusd.url")
-echo "tusd: $url"
+
+start_tusd() { # $1 = storage dir; sets url
+  mkdir -p "$1"
+  "$work/tusdlite" --dir "$1" > "$work/tusd.url" &
+  pids+=($!)
+  for _ in $(seq 50); do [ -s "$work/tusd.url" ] && break; sleep 0.1; done
+  url=$(cat "$work/tusd.url")
+  rm -f "$work/tusd.url"
+}
 
 now() { date +%s.%N; }
-rate() { awk -v b="$1" -v s="$2" 'BEGIN { printf "%.0f", b / s / 1e6 }'; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { print b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+cpu_ms() { awk -v t="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / t }' "/proc/$1/stat"; }
 
-size=$((1 << 30))
-mkdir -p "$work/stage"
-for i in 0 1 2 3; do
-  [ -s "$work/stage/big$i.bin" ] || head -c "$size" /dev/urandom > "$work/stage/big$i.bin"
-  [ "${ONLY:-}" = one ] && break
-done
-
-# 1a. curl: the protocol's minimum.
-loc=$(curl -s -i -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
-t0=$(now)
-curl -s -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
-  -H 'Content-Type: application/offset+octet-stream' -T "$work/stage/big0.bin" "$loc"
-t1=$(now)
-curl_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-echo "curl 1 GiB: ${curl_s}s, $(rate $size "$curl_s") MB/s"
-
-run_chute() { # $1 = name, $2 = concurrency
-  rm -rf "${work:?}/$1"
-  mkdir -p "$work/$1/inbox"
-  cat > "$work/$1/chute.yaml" <<YAML
-state: $work/$1/state.db
-log: {level: info}
+# run_chute NAME INBOX [CONCURRENCY]: a daemon on its own state; no concurrency key = defaults.
+run_chute() {
+  local dir=$work/run-$1
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  local conc=${3:+, concurrency: $3}
+  cat > "$dir/chute.yaml" <<YAML
+state: $dir/state.db
 providers:
-  own: {type: tus, endpoint: "$url", concurrency: $2}
+  own: {type: tus, endpoint: "$url"$conc}
 folders:
-  - {path: $work/$1/inbox, provider: own, settle: 100ms}
+  - {path: $2, provider: own, settle: 100ms}
 YAML
-  "$work/chute" run --config "$work/$1/chute.yaml" 2> "$work/$1/chute.log" &
+  "$work/chute" run --config "$dir/chute.yaml" 2> "$dir/chute.log" &
   chute_pid=$!
-  for _ in $(seq 50); do grep -q "chute is running" "$work/$1/chute.log" && break; sleep 0.1; done
 }
-stop_chute() {
-  peak=$(awk '/VmHWM/ {print $2}' /proc/$chute_pid/status)
-  kill -TERM "$chute_pid"; wait "$chute_pid" || true; chute_pid=
+stop_chute() { # sets peak (KiB) and cpu (ms)
+  peak=$(awk '/VmHWM/ {print $2}' "/proc/$chute_pid/status")
+  cpu=$(cpu_ms "$chute_pid")
+  kill -TERM "$chute_pid"
+  wait "$chute_pid" || true
+  chute_pid=
 }
 wait_sidecars() { # $1 = dir, $2 = count
-  while [ "$(find "$1" -name '*.chute.json' | wc -l)" -lt "$2" ]; do sleep 0.05; done
+  while [ "$(find "$1" -name '*.chute.json' | wc -l)" -lt "$2" ]; do sleep 0.1; done
+  if [ "$(grep -l '"status": "done"' -r "$1" --include='*.chute.json' | wc -l)" -ne "$2" ]; then
+    echo "FAIL: not every sidecar in $1 says done" >&2
+    exit 1
+  fi
 }
+tusjs() { node bench/tusjs.mjs "$@"; }
+field() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<< "$2"; }
 
-# 1b. chute, one 1 GiB file.
-run_chute one 2
-t0=$(now)
-mv "$work/stage/big0.bin" "$work/one/inbox/"
-wait_sidecars "$work/one/inbox" 1
-t1=$(now)
-stop_chute
-total=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-up=$(grep -o 'msg=uploaded.*seconds=[0-9.e-]*' "$work/one/chute.log" | sed 's/.*seconds=//')
-echo "chute 1 GiB: drop to sidecar ${total}s ($(rate $size "$total") MB/s, settle 0.1s included); upload ${up}s ($(rate $size "$up") MB/s); ratio to curl $(awk -v c="$curl_s" -v u="$up" 'BEGIN { printf "%.2f", c / u }'); peak RSS ${peak} KiB"
-grep -q '"status": "done"' "$work/one/inbox/big0.bin.chute.json"
-mv "$work/one/inbox/big0.bin" "$work/stage/"
+if [ "${ONLY:-small}" = small ]; then
+  n=${N:-10000}
+  start_tusd "$shm/tusd"
+  echo "tusd (tmpfs): $url"
+  mkdir -p "$work/small0"
+  head -c $((n * 4096)) /dev/urandom | split -b 4096 -a 5 -d - "$work/small0/f"
+  for r in tusjs8 tusjs16 default c8; do cp -r "$work/small0" "$work/small-$r"; done
+  sync
 
-[ "${ONLY:-}" = one ] && exit 0
+  js_rate=0
+  for k in 8 16; do
+    out=$(tusjs "$url" "$work/small-tusjs$k" $k)
+    r=$(awk -v n="$n" -v s="$(field seconds "$out")" 'BEGIN { printf "%.0f", n / s }')
+    c=$(awk -v n="$n" -v c="$(field cpu_ms "$out")" 'BEGIN { printf "%.3f", c / n }')
+    echo "tus-js-client $n x 4 KiB, $k in flight: $r files/s, $c ms CPU per file"
+    [ "$r" -gt "$js_rate" ] && js_rate=$r
+  done
 
-# 2. chute, four 1 GiB files at once.
-run_chute four 4
-t0=$(now)
-mv "$work"/stage/big{0,1,2,3}.bin "$work/four/inbox/"
-wait_sidecars "$work/four/inbox" 4
-t1=$(now)
-stop_chute
-total=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-echo "chute 4 x 1 GiB at once: ${total}s ($(rate $((4 * size)) "$total") MB/s); peak RSS ${peak} KiB"
-mv "$work"/four/inbox/big*.bin "$work/stage/"
-rm -rf "${tusd_dir:?}"/*
-
-# 3. 10,000 files of 4 KiB dropped at once.
-n=10000
-mkdir -p "$work/small"
-if [ "$(ls "$work/small" | wc -l)" -lt $n ]; then
-  head -c $((n * 4096)) /dev/urandom | split -b 4096 -a 5 -d - "$work/small/f"
+  for r in default c8; do
+    mkdir -p "$work/inbox-$r"
+    conc=; [ $r = c8 ] && conc=8
+    run_chute "$r" "$work/inbox-$r" $conc
+    for _ in $(seq 100); do grep -qs "chute is running" "$work/run-$r/chute.log" && break; sleep 0.05; done
+    t0=$(now)
+    mv "$work/small-$r" "$work/inbox-$r/drop"
+    wait_sidecars "$work/inbox-$r" "$n"
+    total=$(since "$t0")
+    stop_chute
+    rate=$(awk -v n="$n" -v s="$total" 'BEGIN { printf "%.0f", n / s }')
+    echo "chute $n x 4 KiB, ${r/c8/concurrency 8} config: $rate files/s ($(ratio "$rate" "$js_rate")x tus-js-client at its best), $(awk -v n="$n" -v c="$cpu" 'BEGIN { printf "%.3f", c / n }') ms CPU per file, peak RSS $peak KiB"
+    rm -rf "$work/inbox-$r"
+  done
+  rm -rf "$work"/small* "${shm:?}/tusd"
 fi
-run_chute many 8
-t0=$(now)
-mv "$work/small" "$work/many/inbox/drop"
-wait_sidecars "$work/many/inbox" $n
-t1=$(now)
-total=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
-"$work/chute" status --config "$work/many/chute.yaml" --json > "$work/many/status.json"
-stop_chute
-mv "$work/many/inbox/drop" "$work/small"
-find "$work/small" -name '*.chute.json' -delete
-last_queued=$(grep -o '"queued_at": "[^"]*"' "$work/many/status.json" | sort | tail -1 | sed 's/.*: "//; s/"//')
-rec=$(awk -v a="$t0" -v b="$(date -d "$last_queued" +%s.%N)" 'BEGIN { print b - a }')
-echo "chute $n x 4 KiB: drop to last sidecar ${total}s, $(awk -v n=$n -v s="$total" 'BEGIN { printf "%.0f", n / s }') files/s; last job recorded ${rec}s after the drop (settle 0.1s); peak RSS ${peak} KiB"
+
+if [ "${ONLY:-big}" = big ]; then
+  size=$((1 << 30))
+  start_tusd "${TUSD_DIR:-$work/tusd}"
+  echo "tusd (disk): $url"
+  mkdir -p "$work/big"
+  head -c "$size" /dev/urandom > "$work/big/big.bin"
+  sync
+
+  # curl: the protocol's minimum, a POST and one PATCH.
+  t0=$(now)
+  loc=$(curl -sf -i -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
+  curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+    -H 'Content-Type: application/offset+octet-stream' -T "$work/big/big.bin" "$loc"
+  curl_s=$(since "$t0")
+  curl_mb=$(awk -v b="$size" -v s="$curl_s" 'BEGIN { printf "%.0f", b / s / 1e6 }')
+  echo "curl 1 GiB (POST + one PATCH): $curl_mb MB/s"
+
+  out=$(tusjs "$url" "$work/big/big.bin" 1)
+  js_mb=$(awk -v b="$size" -v s="$(field seconds "$out")" 'BEGIN { printf "%.0f", b / s / 1e6 }')
+  echo "tus-js-client 1 GiB (one PATCH): $js_mb MB/s ($(ratio "$js_mb" "$curl_mb")x curl)"
+
+  mkdir -p "$work/big/inbox"
+  ln "$work/big/big.bin" "$work/big/inbox/big.bin"
+  t0=$(now)
+  run_chute one "$work/big/inbox"
+  wait_sidecars "$work/big/inbox" 1
+  total=$(since "$t0")
+  stop_chute
+  grep -q "\"sha256\": \"$(sha256sum "$work/big/big.bin" | cut -d' ' -f1)\"" "$work/big/inbox/big.bin.chute.json" || { echo "FAIL: sidecar sha256" >&2; exit 1; }
+  mb=$(awk -v b="$size" -v s="$total" 'BEGIN { printf "%.0f", b / s / 1e6 }')
+  echo "chute 1 GiB, daemon start to sidecar (SHA-256, settle 0.1s): $mb MB/s ($(ratio "$mb" "$curl_mb")x curl), peak RSS $peak KiB"
+  rm -rf "$work/big/inbox" "${TUSD_DIR:-$work/tusd}"/*
+
+  if [ -n "${FOUR:-}" ]; then
+    t0=$(now)
+    curls=()
+    for i in 1 2 3 4; do
+      (loc=$(curl -sf -i -X POST -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" "$url" | tr -d '\r' | awk -F': ' 'tolower($1)=="location" {print $2}')
+       curl -sf -o /dev/null -X PATCH -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+         -H 'Content-Type: application/offset+octet-stream' -T "$work/big/big.bin" "$loc") &
+      curls+=($!)
+    done
+    wait "${curls[@]}"
+    c4=$(since "$t0")
+    c4_mb=$(awk -v b="$((4 * size))" -v s="$c4" 'BEGIN { printf "%.0f", b / s / 1e6 }')
+    echo "4 curls, 1 GiB each at once: $c4_mb MB/s"
+    rm -rf "${TUSD_DIR:-$work/tusd}"/*
+    mkdir -p "$work/big/inbox4"
+    for i in 1 2 3 4; do ln "$work/big/big.bin" "$work/big/inbox4/big$i.bin"; done
+    t0=$(now)
+    run_chute four "$work/big/inbox4" 4
+    wait_sidecars "$work/big/inbox4" 4
+    total=$(since "$t0")
+    stop_chute
+    mb=$(awk -v b="$((4 * size))" -v s="$total" 'BEGIN { printf "%.0f", b / s / 1e6 }')
+    echo "chute 4 x 1 GiB at once (concurrency 4): $mb MB/s ($(ratio "$mb" "$c4_mb")x 4 curls), peak RSS $peak KiB"
+  fi
+fi

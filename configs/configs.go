@@ -33,6 +33,11 @@ const (
 	DefaultLogLevel    = "info"
 	DefaultLogFormat   = "text"
 	DefaultConcurrency = 2
+	// DefaultSmallConcurrency is how many files under SmallFile a provider uploads at once
+	// when its `concurrency` is not given; a given `concurrency` bounds files of every size.
+	DefaultSmallConcurrency = 32
+	// SmallFile is the size under which a file counts as small for SmallConcurrency.
+	SmallFile          = 1 << 20
 	DefaultMaxAttempts = 10
 	DefaultSettle      = 3 * time.Second
 	DefaultMaxWait     = time.Hour
@@ -50,7 +55,9 @@ const (
 
 // The keys and values the loader knows. They are functions, not variables, so that no
 // caller can change them.
-func topKeys() []string { return []string{"state", "log", "listen", "providers", "folders"} }
+func topKeys() []string {
+	return []string{"state", "log", "listen", "listen_token", "listen_token_file", "providers", "folders"}
+}
 func logKeys() []string { return []string{"level", "format"} }
 func providerKeys() []string {
 	return []string{"type", "endpoint", "concurrency", "max_attempts"}
@@ -97,6 +104,10 @@ type Config struct {
 	Log   Log
 	// Listen is the host:port of the HTTP status endpoint; "" when it is off.
 	Listen string
+	// ListenToken is the bearer token the listener asks for, on everything but /healthz and
+	// /metrics (`listen_token` or `listen_token_file`); required when Listen is not a
+	// loopback address. A secret.
+	ListenToken string
 	// Providers are the configured providers by name.
 	Providers map[string]*Provider
 	// Folders are the watched folders, in file order.
@@ -121,6 +132,11 @@ type Provider struct {
 	Endpoint string
 	// Concurrency is how many uploads run at once (`concurrency`), 1..64, default 2.
 	Concurrency int
+	// SmallConcurrency is how many files under SmallFile may upload at once, within which
+	// at most Concurrency files of SmallFile or more: DefaultSmallConcurrency when
+	// `concurrency` is not given, Concurrency when it is (a number below Concurrency counts
+	// as Concurrency).
+	SmallConcurrency int
 	// MaxAttempts is how many attempts a job gets before it fails for good
 	// (`max_attempts`), at least 1, default 10.
 	MaxAttempts int
@@ -266,6 +282,7 @@ func (l *loader) config(root *yaml.Node, cfg *Config) {
 	if p := find(pairs, "listen"); p != nil {
 		cfg.Listen = l.listen(p)
 	}
+	cfg.ListenToken = l.listenToken(pairs, cfg.Listen)
 	cfg.Providers = l.providers(find(pairs, "providers"))
 	cfg.Folders = l.folders(find(pairs, "folders"), cfg.Providers)
 
@@ -384,6 +401,84 @@ func (l *loader) listen(p *pair) string {
 	return s
 }
 
+// minListenToken is the shortest listen_token accepted: it guards the jobs API on the
+// network, so it must not be guessable.
+const minListenToken = 16
+
+// listenToken reads `listen_token` or `listen_token_file` and checks that a listener on a
+// non-loopback address has one. The token never appears in a problem.
+func (l *loader) listenToken(pairs []pair, listen string) string {
+	tok, file := find(pairs, "listen_token"), find(pairs, "listen_token_file")
+	var token string
+	line := 0
+	switch {
+	case tok != nil && file != nil:
+		l.add("listen_token", tok.key.Line, "give listen_token or listen_token_file, not both")
+		return ""
+	case tok != nil:
+		line = tok.key.Line
+		s, ok := l.scalar(tok.val, "listen_token")
+		if !ok {
+			return ""
+		}
+		token = strings.TrimSpace(s)
+	case file != nil:
+		line = file.key.Line
+		name, ok := l.scalar(file.val, "listen_token_file")
+		if !ok {
+			return ""
+		}
+		if strings.TrimSpace(name) == "" {
+			l.add("listen_token_file", line, "must be the path of a file holding the token")
+			return ""
+		}
+		path, ok := l.path(name, "listen_token_file", line)
+		if !ok {
+			return ""
+		}
+		s, err := readSecret(path)
+		if err != nil {
+			l.add("listen_token_file", line, "cannot read secret file: %v", err)
+			return ""
+		}
+		token = s
+	}
+	key := "listen_token"
+	if file != nil {
+		key = "listen_token_file"
+	}
+	switch {
+	case (tok != nil || file != nil) && len(token) < minListenToken:
+		l.add(key, line, "the token must be at least %d characters (not shown: it is a secret); e.g. `openssl rand -hex 24`", minListenToken)
+		return ""
+	case strings.ContainsAny(token, " \t\r\n"):
+		l.add(key, line, "the token must not contain spaces or line breaks (not shown: it is a secret)")
+		return ""
+	}
+	if listen != "" && token == "" && !LoopbackListen(listen) {
+		line := 0
+		if p := find(pairs, "listen"); p != nil {
+			line = deref(p.val).Line
+		}
+		l.add("listen", line, "%s is not a loopback address: the jobs API would be open to the network; set listen_token (or listen_token_file), or listen on 127.0.0.1", listen)
+	}
+	return token
+}
+
+// LoopbackListen reports whether a `listen` address binds loopback only: localhost, or an
+// IP address that is loopback. An empty host ("":9477) binds every interface.
+func LoopbackListen(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // providers reads the `providers` section.
 func (l *loader) providers(p *pair) map[string]*Provider {
 	out := make(map[string]*Provider)
@@ -409,10 +504,11 @@ func (l *loader) providers(p *pair) map[string]*Provider {
 func (l *loader) provider(p pair) *Provider {
 	path := join("providers", p.name)
 	prov := &Provider{
-		Name:        p.name,
-		Concurrency: DefaultConcurrency,
-		MaxAttempts: DefaultMaxAttempts,
-		Line:        p.key.Line,
+		Name:             p.name,
+		Concurrency:      DefaultConcurrency,
+		SmallConcurrency: DefaultSmallConcurrency,
+		MaxAttempts:      DefaultMaxAttempts,
+		Line:             p.key.Line,
 	}
 	if strings.TrimSpace(p.name) == "" {
 		l.add(path, p.key.Line, "a provider name must not be empty")
@@ -476,7 +572,7 @@ func (l *loader) provider(p pair) *Provider {
 			if n < 1 || n > MaxConcurrency {
 				l.add(key, deref(q.val).Line, "must be from 1 to %d, got %d", MaxConcurrency, n)
 			} else {
-				prov.Concurrency = n
+				prov.Concurrency, prov.SmallConcurrency = n, n
 			}
 		}
 	}

@@ -252,6 +252,16 @@ folders:
 		{name: "listen port too big", text: base + "listen: :70000\n",
 			want: []want{{"listen", 8, `bad port "70000"`}}},
 		{name: "listen ok", text: base + "listen: 127.0.0.1:0\n"},
+		{name: "listen localhost ok", text: base + "listen: localhost:9477\n"},
+		{name: "listen on the network needs a token", text: base + "listen: :9477\n",
+			want: []want{{"listen", 8, `:9477 is not a loopback address`}}},
+		{name: "listen on the network with a token", text: base + "listen: 0.0.0.0:9477\nlisten_token: 0123456789abcdef0123\n"},
+		{name: "listen token too short", text: base + "listen: 0.0.0.0:9477\nlisten_token: sesame-XYZ\n",
+			want: []want{{"listen_token", 9, "at least 16 characters (not shown: it is a secret)"}}},
+		{name: "listen token and file", text: base + "listen_token: 0123456789abcdef0123\nlisten_token_file: /nonexistent\n",
+			want: []want{{"listen_token", 8, "not both"}}},
+		{name: "listen token file missing", text: base + "listen_token_file: /nonexistent/token\n",
+			want: []want{{"listen_token_file", 8, "cannot read secret file"}}},
 
 		// Providers.
 		{name: "type missing", text: `providers:
@@ -763,7 +773,7 @@ func TestDefaults(t *testing.T) {
 	if p == nil || len(cfg.Providers) != 1 {
 		t.Fatalf("Providers = %v", cfg.Providers)
 	}
-	wantP := Provider{Name: "gc", Type: "gcore", Concurrency: 2, MaxAttempts: 10, Line: 2,
+	wantP := Provider{Name: "gc", Type: "gcore", Concurrency: 2, SmallConcurrency: 32, MaxAttempts: 10, Line: 2,
 		Options: &gcoreOpts{APIKey: "k", Wait: "uploaded"}}
 	if !reflect.DeepEqual(*p, wantP) {
 		t.Errorf("provider = %+v, want %+v", *p, wantP)
@@ -1201,5 +1211,22 @@ func TestFullExampleMatchesSpec(t *testing.T) {
 	}
 	if f := cfg.Folders[0]; f.Path != filepath.FromSlash("/srv/drop/redgifs") || f.MoveTo != filepath.FromSlash("/srv/done/redgifs") {
 		t.Errorf("folder 0 = %+v", f)
+	}
+}
+
+func TestListenTokenFile(t *testing.T) {
+	t.Parallel()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte("s3cret-token-0123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := mustLoad(t, base+"listen: '[::]:9477'\nlisten_token_file: "+tokenFile+"\n", nil)
+	if cfg.ListenToken != "s3cret-token-0123456789" || cfg.Listen != "[::]:9477" {
+		t.Errorf("ListenToken = %q, Listen = %q", cfg.ListenToken, cfg.Listen)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:1": true, "[::1]:1": true, "localhost:1": true, ":1": false, "0.0.0.0:1": false, "192.168.1.2:1": false, "example.com:1": false} {
+		if got := LoopbackListen(addr); got != want {
+			t.Errorf("LoopbackListen(%q) = %v, want %v", addr, got, want)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/chute-dev/chute/configs"
 	"github.com/chute-dev/chute/internal/fsx"
 	"github.com/chute-dev/chute/store"
 	"github.com/chute-dev/chute/uploader"
@@ -57,19 +58,10 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		// left to do.
 		return d.finish(ctx, pr, job, log)
 	}
-	job, err = d.update(ctx, id, func(j *store.Job) error {
-		j.State = store.Uploading
-		j.StartedAt = time.Now().UTC()
-		j.NextAttempt = time.Time{}
-		return nil
-	})
-	if err != nil {
-		if ctx.Err() != nil {
-			return next{}
-		}
-		log.Error("cannot start job; trying again later", "err", err)
-		return d.later(d.dbBackoff())
-	}
+	// The attempt's start is not a commit of its own: a crash leaves the job queued (or
+	// retry_wait) rather than uploading, which resumes the same way. Its uploading state is
+	// written with its first checkpoint or its result; status shows it live meanwhile.
+	startedAt := time.Now().UTC()
 
 	f, err := uploader.OpenFile(job.Path)
 	if err != nil {
@@ -111,9 +103,10 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 	}
 	sent := new(atomic.Int64)
 	sent.Store(job.Sent)
-	d.progress.Store(id, sent)
+	d.progress.Store(id, newInflight(pr.cfg.Name, sent))
 	defer d.progress.Delete(id)
 	log.Info("uploading", "attempt", job.Attempts+1, "resume", len(job.Checkpoint) > 0)
+	d.m.attempts.WithLabelValues(pr.cfg.Name).Inc()
 	started := time.Now()
 	var digests map[uploader.Digest]string
 	if len(job.Digests) > 0 {
@@ -131,6 +124,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 			_, err := d.update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
 				j.Checkpoint = cp
 				j.Sent = sent.Load()
+				j.State, j.StartedAt, j.NextAttempt = store.Uploading, startedAt, time.Time{}
 				return nil
 			})
 			if err != nil {
@@ -142,6 +136,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		Logger:   log,
 	})
 	if err != nil {
+		d.m.uploadEnded(pr.cfg.Name, sent.Load()-job.Sent, false, 0)
 		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
 	}
 	pr.gate.succeeded(d.log.With("provider", pr.cfg.Name))
@@ -152,7 +147,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		}
 	}
 	elapsed := time.Since(started)
-	d.stats.bytes.Add(job.Size)
+	d.m.uploadEnded(pr.cfg.Name, job.Size-job.Sent, true, elapsed)
 
 	// What was uploaded must still be the file at the path, or the sidecar would lie.
 	now, serr := os.Stat(job.Path)
@@ -163,12 +158,27 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		d.forget(job.Path)
 		return d.end(job, log, store.Failed, fmt.Sprintf("superseded: the file changed during its upload (the copy at %s may be incomplete); its new content is uploaded as a new job", uploader.RedactURL(res.URL)))
 	}
+	if d.after(job) == configs.AfterKeep && !gone {
+		// The result is recorded with the done state, in one commit after the sidecar
+		// (finish): the file stays where it is, so a crash before that commit finds the
+		// sidecar at the next start and adopts its result by hash (adopt), or resumes from
+		// the provider's checkpoint and finds the upload complete. Only a file sent whole in
+		// one request (TUS creation-with-upload, small files) and whose sidecar a power loss
+		// also took is sent again.
+		job.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
+		job.SHA256, job.Sent, job.LastError = sum, job.Size, ""
+		job.Attempts++
+		job.State, job.StartedAt, job.NextAttempt = store.Uploading, startedAt, time.Time{}
+		log.Info("uploaded", "url", uploader.RedactURL(res.URL), "size", job.Size, "seconds", elapsed.Seconds())
+		return d.finish(ctx, pr, job, log)
+	}
 	job, err = d.update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
 		j.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
 		j.SHA256 = sum
 		j.Sent = j.Size
 		j.Attempts++
 		j.LastError = ""
+		j.State, j.StartedAt, j.NextAttempt = store.Uploading, startedAt, time.Time{}
 		return nil
 	})
 	if err != nil {
@@ -192,7 +202,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 // is kept in job either way.
 func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *uploader.File, log *slog.Logger) (next, bool) {
 	sc, err := ReadSidecar(job.Path)
-	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" {
+	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" || reuploading(*job) {
 		return next{}, false
 	}
 	sums, err := uploader.ComputeDigests(ctx, f, append([]uploader.Digest{uploader.SHA256}, pr.digests...))
@@ -346,6 +356,7 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 		return d.later(d.dbBackoff())
 	}
 	class, after := uploader.Classify(err)
+	d.m.failed(pr.cfg.Name, class, err)
 	msg := d.scrub.text(err.Error())
 	plog := d.log.With("provider", pr.cfg.Name)
 	switch class {
@@ -355,13 +366,13 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 	case uploader.RateLimited:
 		wait := d.capWait(after, d.backoff(1))
 		pr.gate.rateLimited(wait, msg, plog)
-		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
+		return d.waitWithProvider(ctx, job, log, sent, "rate-limited", fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
 	case uploader.RetryAfter:
 		wait := d.capWait(after, d.backoff(job.Attempts+1))
 		return d.retryWait(ctx, job, log, sent, wait, msg, false, class)
 	}
 	if pr.gate.failed(job.ID, isConnectionError(err), msg, plog) {
-		return d.waitWithProvider(ctx, job, log, sent, fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
+		return d.waitWithProvider(ctx, job, log, sent, "unreachable", fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
 	}
 	if job.Attempts+1 >= pr.cfg.MaxAttempts {
 		job.Attempts++
@@ -377,7 +388,7 @@ func (d *Daemon) retryWait(ctx context.Context, job store.Job, log *slog.Logger,
 	j, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
 		j.State = store.RetryWait
 		j.NextAttempt = at.UTC()
-		j.LastError = msg
+		j.NoteError(msg, class.String())
 		j.Sent = sent
 		if counts {
 			j.Attempts++
@@ -388,17 +399,17 @@ func (d *Daemon) retryWait(ctx context.Context, job store.Job, log *slog.Logger,
 		log.Error("cannot record the failed attempt; trying again later", "err", err)
 		return d.later(max(wait, d.dbBackoff()))
 	}
-	d.stats.retried.Add(1)
+	d.m.retries.WithLabelValues(job.Provider).Inc()
 	log.Warn("upload failed; retrying later", "attempts", j.Attempts, "class", class.String(), "retry_in", wait.Round(time.Millisecond).String(), "err", msg)
 	return next{at: at}
 }
 
 // waitWithProvider sends a job back to the front of its queue while its provider is paused;
 // the attempt does not count.
-func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, why string) next {
+func (d *Daemon) waitWithProvider(ctx context.Context, job store.Job, log *slog.Logger, sent int64, kind, why string) next {
 	_, err := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
 		j.State = store.Queued
-		j.LastError = why
+		j.NoteError(why, kind)
 		j.Sent = sent
 		return nil
 	})

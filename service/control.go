@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -11,11 +12,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/chute-dev/chute/store"
 	"github.com/chute-dev/chute/uploader"
@@ -25,6 +29,7 @@ import (
 type JobStatus struct {
 	ID          uint64            `json:"id"`
 	File        string            `json:"file"`
+	Folder      string            `json:"folder,omitempty"`
 	Provider    string            `json:"provider"`
 	State       store.State       `json:"state"`
 	Size        int64             `json:"size"`
@@ -36,17 +41,39 @@ type JobStatus struct {
 	Extra       map[string]string `json:"extra,omitempty"`
 	NextAttempt *time.Time        `json:"next_attempt,omitempty"`
 	QueuedAt    time.Time         `json:"queued_at"`
+	StartedAt   *time.Time        `json:"started_at,omitempty"`
 	FinishedAt  *time.Time        `json:"finished_at,omitempty"`
+	Sidecar     string            `json:"sidecar,omitempty"`
+	MovedTo     string            `json:"moved_to,omitempty"`
+	// Rate is the upload's speed in bytes a second over the last few seconds, and ETA the
+	// time left at that speed, in seconds; both only while it runs.
+	Rate float64 `json:"rate,omitempty"`
+	ETA  float64 `json:"eta_seconds,omitempty"`
+	// Note says what the job waits for, when that is not plain from its state: its provider
+	// paused, or an upload a crash interrupted.
+	Note string `json:"note,omitempty"`
+	// History lists the job's errors (the last store.MaxHistory) and what was done to it,
+	// oldest first; only in one job's status (`chute status ID`, /v1/jobs/{id}).
+	History []store.Event `json:"history,omitempty"`
 }
+
+// Interrupted is the note of a job that was uploading when chute stopped without a chance
+// to say so (a crash, a power cut): it resumes from its checkpoint at the next start.
+const Interrupted = "interrupted; resumes at the next start"
 
 // StatusOf describes j; sent overrides the saved progress when >= 0.
 func StatusOf(j store.Job, sent int64) JobStatus {
 	s := JobStatus{
-		ID: j.ID, File: store.DisplayPath(j.Path), Provider: j.Provider, State: j.State, Size: j.Size,
+		ID: j.ID, File: store.DisplayPath(j.Path), Folder: store.DisplayPath(j.Folder), Provider: j.Provider, State: j.State, Size: j.Size,
 		Sent: j.Sent, Attempts: j.Attempts, LastError: j.LastError, QueuedAt: j.QueuedAt,
+		Sidecar: store.DisplayPath(j.Sidecar), MovedTo: store.DisplayPath(j.MovedTo),
 	}
 	if sent >= 0 {
 		s.Sent = sent
+	}
+	if !j.StartedAt.IsZero() {
+		t := j.StartedAt
+		s.StartedAt = &t
 	}
 	if j.Result != nil {
 		// Query strings (tokens, signatures) and user info stay out of status output.
@@ -63,17 +90,54 @@ func StatusOf(j store.Job, sent int64) JobStatus {
 	return s
 }
 
-// ListJobs reads every job's status from the store.
+// detail is StatusOf with the job's history, for one job shown in full. The history's texts
+// went through the scrubber when they were recorded, like LastError.
+func detail(j store.Job, sent int64) JobStatus {
+	s := StatusOf(j, sent)
+	s.History = j.History
+	if len(s.History) == 0 && j.LastError != "" && j.State != store.Done {
+		// A record from before histories: its last error is all there is.
+		s.History = []store.Event{{What: "error", Text: j.LastError}}
+	}
+	return s
+}
+
+// ListJobs reads every job's status from the store, while no daemon runs: a job the store
+// says is uploading was cut by a crash, and says so.
 func ListJobs(st *store.Store) ([]JobStatus, error) {
-	jobs, err := st.List(store.Filter{})
+	return ListJobsFiltered(st, store.Filter{})
+}
+
+// ListJobsFiltered is ListJobs of the jobs that match f.
+func ListJobsFiltered(st *store.Store, f store.Filter) ([]JobStatus, error) {
+	jobs, err := st.List(f)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]JobStatus, len(jobs))
 	for i, j := range jobs {
 		out[i] = StatusOf(j, -1)
+		if j.State == store.Uploading {
+			out[i].Note = Interrupted
+		}
 	}
 	return out, nil
+}
+
+// JobDetail reads one job in full from the store, while no daemon runs.
+func JobDetail(st *store.Store, id uint64) (JobStatus, error) {
+	j, err := st.Get(id)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return JobStatus{}, fmt.Errorf("job %d: no such job", id)
+		}
+		return JobStatus{}, err
+	}
+	s := detail(j, -1)
+	if j.State == store.Uploading {
+		s.Note = Interrupted
+	}
+	return s, nil
 }
 
 // Retry puts failed jobs back in the queue (and has jobs waiting for their next attempt run
@@ -99,10 +163,16 @@ func Retry(ctx context.Context, st *store.Store, ids []uint64, failed bool) ([]s
 		}
 		seen[id] = true
 		j, err := st.Update(ctx, id, func(j *store.Job) error {
+			// The old error stays in the history; it is no longer the job's current one.
+			if j.LastError != "" && !inHistory(j, j.LastError) {
+				j.Note(store.Event{What: "error", Text: j.LastError})
+			}
 			if j.State == store.RetryWait {
 				// Waiting for its next attempt: run it now.
 				j.State = store.Queued
 				j.NextAttempt = time.Time{}
+				j.LastError = ""
+				j.Note(store.Event{What: "retry", Text: "retry asked for while waiting for the next attempt: run now"})
 				return nil
 			}
 			if j.State != store.Failed {
@@ -112,9 +182,11 @@ func Retry(ctx context.Context, st *store.Store, ids []uint64, failed bool) ([]s
 				return fmt.Errorf("job %d: the file %s is gone", j.ID, j.Path)
 			}
 			j.State = store.Queued
+			j.Note(store.Event{What: "retry", Text: fmt.Sprintf("retry asked for after it failed (%d %s)", j.Attempts, plural(j.Attempts, "attempt"))})
 			j.Attempts = 0
 			j.NextAttempt = time.Time{}
 			j.FinishedAt = time.Time{}
+			j.LastError = ""
 			return nil
 		})
 		if err != nil {
@@ -131,6 +203,64 @@ func Retry(ctx context.Context, st *store.Store, ids []uint64, failed bool) ([]s
 		return out, errors.New(strings.Join(problems, "\n"))
 	}
 	return out, nil
+}
+
+// inHistory reports whether j's history has an error with text msg.
+func inHistory(j *store.Job, msg string) bool {
+	for _, e := range j.History {
+		if e.What == "error" && e.Text == msg {
+			return true
+		}
+	}
+	return false
+}
+
+// Reupload starts a new job that uploads again the done file at path, on purpose (`chute
+// reupload`): the file as it is now, to the provider of its last job, which keeps its result;
+// the new job's history names it. A file being uploaded, or waiting for it, is refused, and so
+// is one whose last job failed (`chute retry` is for that).
+func Reupload(ctx context.Context, st *store.Store, path string) (store.Job, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return store.Job{}, err
+	}
+	old, ok, err := st.LatestByPath(abs)
+	if err != nil {
+		return store.Job{}, err
+	}
+	if !ok {
+		return store.Job{}, fmt.Errorf("%s was never uploaded by chute (no job has this path); a file in a watched folder is uploaded by itself", abs)
+	}
+	switch old.State {
+	case store.Done:
+	case store.Failed:
+		return store.Job{}, fmt.Errorf("the last job of %s (job %d) failed: run `chute retry %d`", abs, old.ID, old.ID)
+	default:
+		return store.Job{}, fmt.Errorf("%s is job %d already, which is %s", abs, old.ID, old.State)
+	}
+	info, err := os.Stat(abs)
+	if err != nil {
+		return store.Job{}, fmt.Errorf("cannot upload %s again: %w", abs, err)
+	}
+	if !info.Mode().IsRegular() {
+		return store.Job{}, fmt.Errorf("cannot upload %s again: it is not a regular file", abs)
+	}
+	note := store.Event{What: "reupload", Text: fmt.Sprintf("uploaded again on purpose (chute reupload); job %d uploaded it before", old.ID)}
+	if old.Result != nil {
+		note.URL = uploader.RedactURL(old.Result.URL)
+	}
+	return st.Reupload(ctx, old.ID, store.NewJob{Path: abs, Size: info.Size(), ModTime: info.ModTime(), Folder: old.Folder, Provider: old.Provider}, time.Now().UTC(), note)
+}
+
+// reuploading reports whether j is a job `chute reupload` made: its file is uploaded even
+// though its sidecar says done.
+func reuploading(j store.Job) bool {
+	for _, e := range j.History {
+		if e.What == "reupload" {
+			return true
+		}
+	}
+	return false
 }
 
 // ControlSocket is the path of the daemon's control socket for a state database: beside it,
@@ -202,25 +332,100 @@ func (d *Daemon) serveControl() (*server, error) {
 
 func (d *Daemon) controlHandler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/jobs", d.serveJobs)
+	d.jobsAPI(mux)
+	// The retry of `chute retry` (several jobs, or every failed one) and reupload are the
+	// socket's alone: the socket is as private as the database beside it.
 	mux.HandleFunc("POST /v1/retry", func(w http.ResponseWriter, r *http.Request) {
 		var req retryRequest
 		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
 			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		jobs, err := Retry(r.Context(), d.st, req.IDs, req.Failed)
-		ans := retryAnswer{}
-		for _, j := range jobs {
-			ans.Requeued = append(ans.Requeued, j.ID)
-			d.runNow(j)
+		writeJSON(w, d.retry(r.Context(), req.IDs, req.Failed))
+	})
+	mux.HandleFunc("POST /v1/reupload", func(w http.ResponseWriter, r *http.Request) {
+		var req reuploadRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&req); err != nil {
+			http.Error(w, "bad request: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		j, err := Reupload(r.Context(), d.st, req.Path)
+		if err != nil {
+			writeJSON(w, reuploadAnswer{Error: err.Error()})
+			return
+		}
+		d.log.Info("queued again on request (chute reupload)", "job", j.ID, "file", j.Path, "provider", j.Provider)
+		d.enqueue(j)
+		writeJSON(w, reuploadAnswer{Job: j.ID})
+	})
+	return mux
+}
+
+// jobsAPI adds the jobs API, on the control socket and on the listener:
+//
+//	GET  /v1/jobs?state=S[,S...]&provider=P&limit=N  jobs, by ID
+//	GET  /v1/jobs/{id}                               one job, with its history
+//	POST /v1/jobs/{id}/retry                         retry a failed or waiting job now
+func (d *Daemon) jobsAPI(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/jobs", d.serveJobs)
+	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := jobID(w, r)
+		if !ok {
+			return
+		}
+		j, err := d.st.Get(id)
+		if errors.Is(err, store.ErrNotFound) {
+			http.Error(w, fmt.Sprintf("job %d: no such job", id), http.StatusNotFound)
+			return
 		}
 		if err != nil {
-			ans.Error = err.Error()
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeJSON(w, d.live(j, true))
+	})
+	mux.HandleFunc("POST /v1/jobs/{id}/retry", func(w http.ResponseWriter, r *http.Request) {
+		id, ok := jobID(w, r)
+		if !ok {
+			return
+		}
+		ans := d.retry(r.Context(), []uint64{id}, false)
+		if ans.Error != "" {
+			code := http.StatusConflict
+			if strings.Contains(ans.Error, "no such job") {
+				code = http.StatusNotFound
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(ans)
+			return
 		}
 		writeJSON(w, ans)
 	})
-	return mux
+}
+
+func jobID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.Error(w, fmt.Sprintf("bad job id %q", r.PathValue("id")), http.StatusBadRequest)
+		return 0, false
+	}
+	return id, true
+}
+
+// retry requeues jobs and has them run now.
+func (d *Daemon) retry(ctx context.Context, ids []uint64, failed bool) retryAnswer {
+	jobs, err := Retry(ctx, d.st, ids, failed)
+	ans := retryAnswer{}
+	for _, j := range jobs {
+		ans.Requeued = append(ans.Requeued, j.ID)
+		d.log.Info("queued again on request (chute retry)", "job", j.ID, "file", j.Path)
+		d.runNow(j)
+	}
+	if err != nil {
+		ans.Error = err.Error()
+	}
+	return ans
 }
 
 type retryRequest struct {
@@ -233,95 +438,210 @@ type retryAnswer struct {
 	Error    string   `json:"error,omitempty"`
 }
 
+type reuploadRequest struct {
+	Path string `json:"path"`
+}
+
+type reuploadAnswer struct {
+	Job   uint64 `json:"job,omitempty"`
+	Error string `json:"error,omitempty"`
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// ParseFilter reads a jobs filter from URL query values: state (repeated or
+// comma-separated), provider and limit.
+func ParseFilter(q url.Values) (store.Filter, error) {
+	var f store.Filter
+	for _, v := range q["state"] {
+		for s := range strings.SplitSeq(v, ",") {
+			st := store.State(strings.TrimSpace(s))
+			if st == "" {
+				continue
+			}
+			if !st.Valid() {
+				return f, fmt.Errorf("unknown state %q (one of %s)", st, stateNames())
+			}
+			f.States = append(f.States, st)
+		}
+	}
+	f.Provider = q.Get("provider")
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("bad limit %q: a number, 0 for no limit", l)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
+// FilterQuery is ParseFilter's inverse.
+func FilterQuery(f store.Filter) string {
+	q := url.Values{}
+	for _, s := range f.States {
+		q.Add("state", string(s))
+	}
+	if f.Provider != "" {
+		q.Set("provider", f.Provider)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	return q.Encode()
+}
+
+func stateNames() string {
+	var names []string
+	for _, s := range store.States() {
+		names = append(names, string(s))
+	}
+	return strings.Join(names, ", ")
+}
+
 // serveJobs answers GET /v1/jobs, on the control socket and on the status listener.
 func (d *Daemon) serveJobs(w http.ResponseWriter, r *http.Request) {
-	jobs, err := d.jobs()
+	f, err := ParseFilter(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	jobs, err := d.jobs(f)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
+	if jobs == nil {
+		jobs = []JobStatus{}
+	}
 	writeJSON(w, jobs)
 }
 
-// jobs lists the jobs with live progress for those uploading.
-func (d *Daemon) jobs() ([]JobStatus, error) {
-	jobs, err := d.st.List(store.Filter{})
+// jobs lists the jobs that match f with live progress for those uploading.
+func (d *Daemon) jobs(f store.Filter) ([]JobStatus, error) {
+	jobs, err := d.st.List(f)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]JobStatus, len(jobs))
 	for i, j := range jobs {
-		sent := int64(-1)
-		if v, ok := d.progress.Load(j.ID); ok {
-			sent = v.(interface{ Load() int64 }).Load()
-		}
-		out[i] = StatusOf(j, sent)
-		if pr, ok := d.provider(j.Provider); ok && (j.State == store.Queued || j.State == store.Uploading) {
-			if kind, why, until := pr.gate.paused(); kind != "" {
-				t := until
-				out[i].NextAttempt = &t
-				out[i].LastError = fmt.Sprintf("waiting: provider %s is %s until %s: %s", j.Provider, kind, until.Local().Format(time.TimeOnly), why)
-			}
-		}
+		out[i] = d.live(j, false)
 	}
 	return out, nil
 }
 
-// serveHTTP serves health, status and Prometheus metrics on the `listen` address.
-func (d *Daemon) serveHTTP(addr string) (*server, error) {
+// live describes j as it is now: its progress and rate while it uploads, and a note while
+// its provider is paused.
+func (d *Daemon) live(j store.Job, full bool) JobStatus {
+	now := time.Now()
+	sent := int64(-1)
+	var rate float64
+	if v, ok := d.progress.Load(j.ID); ok {
+		rate, sent = v.(*inflight).rate(now)
+		j.State = store.Uploading // in flight; the database has it once it checkpoints
+	}
+	var s JobStatus
+	if full {
+		s = detail(j, sent)
+	} else {
+		s = StatusOf(j, sent)
+	}
+	if rate > 0 {
+		s.Rate = rate
+		if left := j.Size - s.Sent; left > 0 {
+			s.ETA = float64(left) / rate
+		}
+	}
+	if pr, ok := d.provider(j.Provider); ok && (j.State == store.Queued || j.State == store.Uploading) {
+		if kind, why, until := pr.gate.paused(); kind != "" {
+			t := until
+			s.NextAttempt = &t
+			s.Note = fmt.Sprintf("waiting: provider %s is %s until %s: %s", j.Provider, kind, until.Local().Format(time.TimeOnly), why)
+		}
+	}
+	return s
+}
+
+// serveHTTP serves health, the jobs API and Prometheus metrics on the `listen` address.
+func (d *Daemon) serveHTTP(addr, token string) (*server, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
+	api := http.NewServeMux()
+	d.jobsAPI(api)
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if e := d.dbErr.Load(); e != nil {
-			http.Error(w, "unhealthy: the state database cannot be written ("+d.scrub.text((*e).Error())+"); chute retries by itself", http.StatusServiceUnavailable)
-			return
-		}
-		_, _ = io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("GET /v1/jobs", d.serveJobs)
-	mux.HandleFunc("GET /metrics", d.metrics)
-	d.log.Info("serving status over HTTP", "addr", l.Addr().String())
+	mux.HandleFunc("GET /healthz", d.serveHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.m.reg, promhttp.HandlerOpts{Registry: d.m.reg}))
+	mux.Handle("/", guard(token, api))
+	d.log.Info("serving status over HTTP", "addr", l.Addr().String(), "token", token != "")
 	return serve(l, mux, ""), nil
 }
 
-// metrics writes the Prometheus text format by hand: a handful of series do not need a
-// client library.
-func (d *Daemon) metrics(w http.ResponseWriter, r *http.Request) {
-	counts, err := d.st.Counts()
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+// guard lets through only requests with the bearer token, when there is one.
+func guard(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h // configs allow no token on loopback only
+	}
+	want := sha256.Sum256([]byte("Bearer " + token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Hashes of equal length, so that the comparison's time says nothing of the token.
+		got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="chute"`)
+			http.Error(w, "unauthorized: this needs the listen_token as \"Authorization: Bearer <token>\"", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// stalledAfter is how long the watcher's loop may go without a turn before health says it
+// is stuck. A full scan of a large tree holds it for a while; minutes do not.
+const stalledAfter = 30 * time.Second
+
+// health says what is wrong, one line a part; none when all is well.
+func (d *Daemon) health() []string {
+	var bad []string
+	if e := d.dbErr.Load(); e != nil {
+		bad = append(bad, "the state database cannot be written ("+d.scrub.text((*e).Error())+"); chute retries by itself")
+	}
+	ws := d.watchState.Load()
+	switch {
+	case ws == nil:
+		bad = append(bad, "the watcher has not started yet")
+	case time.Since(ws.at) > stalledAfter:
+		bad = append(bad, fmt.Sprintf("the watcher's event loop has not turned for %s", time.Since(ws.at).Round(time.Second)))
+	default:
+		for _, f := range ws.folders {
+			if f.Err != nil {
+				bad = append(bad, fmt.Sprintf("folder %s: %v", store.DisplayPath(f.Path), f.Err))
+			}
+		}
+	}
+	return bad
+}
+
+// serveHealth answers /healthz: 200 "ok" while the database is usable and every folder is
+// watched, else 503 with a line per problem.
+func (d *Daemon) serveHealth(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if bad := d.health(); len(bad) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, b := range bad {
+			fmt.Fprintln(w, "unhealthy: "+b)
+		}
 		return
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	fmt.Fprintln(w, "# HELP chute_jobs Jobs in the state database by state.")
-	fmt.Fprintln(w, "# TYPE chute_jobs gauge")
-	states := make([]string, 0, len(counts))
-	for s := range counts {
-		states = append(states, string(s))
-	}
-	sort.Strings(states)
-	for _, s := range states {
-		fmt.Fprintf(w, "chute_jobs{state=%q} %d\n", s, counts[store.State(s)])
-	}
-	fmt.Fprintln(w, "# HELP chute_uploads_total Jobs ended since start, by result.")
-	fmt.Fprintln(w, "# TYPE chute_uploads_total counter")
-	fmt.Fprintf(w, "chute_uploads_total{result=\"done\"} %d\n", d.stats.done.Load())
-	fmt.Fprintf(w, "chute_uploads_total{result=\"failed\"} %d\n", d.stats.failed.Load())
-	fmt.Fprintln(w, "# HELP chute_retries_total Attempts that failed and were scheduled again.")
-	fmt.Fprintln(w, "# TYPE chute_retries_total counter")
-	fmt.Fprintf(w, "chute_retries_total %d\n", d.stats.retried.Load())
-	fmt.Fprintln(w, "# HELP chute_uploaded_bytes_total Bytes of files uploaded since start.")
-	fmt.Fprintln(w, "# TYPE chute_uploaded_bytes_total counter")
-	fmt.Fprintf(w, "chute_uploaded_bytes_total %d\n", d.stats.bytes.Load())
+	_, _ = io.WriteString(w, "ok\n")
 }
+
+// ErrNoDaemon is returned (wrapped) by the calls to a running daemon when none answers on
+// the control socket.
+var ErrNoDaemon = errors.New("no daemon answers on the control socket")
 
 // controlClient talks to a running daemon's control socket.
 func controlClient(statePath string) *http.Client {
@@ -356,6 +676,10 @@ func callDaemon(ctx context.Context, statePath, method, path string, in, out any
 	}
 	resp, err := c.Do(req)
 	if err != nil {
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return fmt.Errorf("%w: %w", ErrNoDaemon, err)
+		}
 		return fmt.Errorf("ask the running daemon: %w", err)
 	}
 	defer resp.Body.Close()
@@ -371,11 +695,43 @@ func callDaemon(ctx context.Context, statePath, method, path string, in, out any
 
 // QueryJobs asks a running daemon for its jobs.
 func QueryJobs(ctx context.Context, statePath string) ([]JobStatus, error) {
+	return QueryJobsFiltered(ctx, statePath, store.Filter{})
+}
+
+// QueryJobsFiltered asks a running daemon for its jobs that match f.
+func QueryJobsFiltered(ctx context.Context, statePath string, f store.Filter) ([]JobStatus, error) {
 	var jobs []JobStatus
-	if err := callDaemon(ctx, statePath, http.MethodGet, "/v1/jobs", nil, &jobs); err != nil {
+	path := "/v1/jobs"
+	if q := FilterQuery(f); q != "" {
+		path += "?" + q
+	}
+	if err := callDaemon(ctx, statePath, http.MethodGet, path, nil, &jobs); err != nil {
 		return nil, err
 	}
 	return jobs, nil
+}
+
+// QueryJob asks a running daemon for one job in full.
+func QueryJob(ctx context.Context, statePath string, id uint64) (JobStatus, error) {
+	var j JobStatus
+	err := callDaemon(ctx, statePath, http.MethodGet, fmt.Sprintf("/v1/jobs/%d", id), nil, &j)
+	return j, err
+}
+
+// RequestReupload asks a running daemon to upload the done file at path again.
+func RequestReupload(ctx context.Context, statePath, path string) (uint64, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return 0, err
+	}
+	var ans reuploadAnswer
+	if err := callDaemon(ctx, statePath, http.MethodPost, "/v1/reupload", reuploadRequest{Path: abs}, &ans); err != nil {
+		return 0, err
+	}
+	if ans.Error != "" {
+		return 0, errors.New(ans.Error)
+	}
+	return ans.Job, nil
 }
 
 // RequestRetry asks a running daemon to requeue jobs.

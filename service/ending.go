@@ -77,7 +77,9 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	}
 	finished := time.Now().UTC()
 	if err == nil {
-		err = WriteSidecar(target, d.sidecarOf(job, target, pr, "done", "", finished))
+		// Not fsynced one by one (see writeSidecar), except with after: delete, where the
+		// sidecar is all that stays of the file and repairSidecars could not write it again.
+		err = writeSidecar(target, d.sidecarOf(job, target, pr, "done", "", finished), after == configs.AfterDelete)
 	}
 	if err == nil && after == configs.AfterDelete {
 		// The sidecar stays as the record of where the file went.
@@ -90,9 +92,10 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 		msg := fmt.Sprintf("uploaded to %s, but the ending failed: %v; chute tries again", uploader.RedactURL(job.Result.URL), d.scrub.text(err.Error()))
 		log.Error("uploaded, but the after-action or sidecar failed; trying again later", "after", after, "retry_in", wait.Round(time.Millisecond).String(), "err", err)
 		if _, uerr := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+			keepResult(j, job)
 			j.State = store.RetryWait
 			j.NextAttempt = time.Now().Add(wait).UTC()
-			j.LastError = msg
+			j.NoteError(msg, "ending")
 			return nil
 		}); uerr != nil {
 			log.Error("cannot record the failed ending", "err", uerr)
@@ -100,6 +103,7 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 		return d.later(wait)
 	}
 	_, uerr := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+		keepResult(j, job)
 		j.State = store.Done
 		j.FinishedAt = finished
 		j.LastError = ""
@@ -111,17 +115,34 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 		log.Error("cannot record the job as done; trying again later", "err", uerr)
 		return d.later(d.dbBackoff())
 	}
-	d.stats.done.Add(1)
+	d.m.ended(job.Provider, store.Done)
 	log.Info("done", "url", uploader.RedactURL(job.Result.URL), "sidecar", SidecarPath(target))
 	return next{}
+}
+
+// keepResult writes into j (the stored job) the result that job carries and the database
+// may not have yet: an upload whose result is recorded with its ending (process, after:
+// keep). A job without a result changes nothing.
+func keepResult(j *store.Job, job store.Job) {
+	if job.Result == nil || j.Result != nil {
+		return
+	}
+	j.Result, j.SHA256, j.Sent, j.Attempts = job.Result, job.SHA256, job.Sent, job.Attempts
+	if !job.StartedAt.IsZero() {
+		j.StartedAt = job.StartedAt
+	}
 }
 
 // end records a job's last state without a sidecar: there is nothing to write one beside, or
 // a newer job owns the path.
 func (d *Daemon) end(job store.Job, log *slog.Logger, state store.State, why string) next {
 	_, err := d.update(context.Background(), job.ID, func(j *store.Job) error {
+		keepResult(j, job)
 		j.State = state
 		j.LastError = why
+		if state == store.Failed {
+			j.NoteError(why, "")
+		}
 		j.NextAttempt = time.Time{}
 		j.FinishedAt = time.Now().UTC()
 		return nil
@@ -130,11 +151,7 @@ func (d *Daemon) end(job store.Job, log *slog.Logger, state store.State, why str
 		log.Error("cannot record the job's end; trying again later", "err", err)
 		return d.later(d.dbBackoff())
 	}
-	if state == store.Failed {
-		d.stats.failed.Add(1)
-	} else {
-		d.stats.done.Add(1)
-	}
+	d.m.ended(job.Provider, state)
 	return next{}
 }
 
@@ -163,7 +180,7 @@ func (d *Daemon) fail(job store.Job, pr *providerRun, log *slog.Logger, msg stri
 	}
 	_, err := d.update(context.Background(), job.ID, func(j *store.Job) error {
 		j.State = store.Failed
-		j.LastError = msg
+		j.NoteError(msg, "")
 		j.NextAttempt = time.Time{}
 		j.FinishedAt = now
 		j.Attempts = job.Attempts
@@ -173,7 +190,7 @@ func (d *Daemon) fail(job store.Job, pr *providerRun, log *slog.Logger, msg stri
 		log.Error("cannot record the failed job; trying again later", "err", err)
 		return d.later(d.dbBackoff())
 	}
-	d.stats.failed.Add(1)
+	d.m.ended(job.Provider, store.Failed)
 	log.Error("upload failed", "err", msg)
 	return next{}
 }

@@ -39,6 +39,8 @@ type Options struct {
 	MaxRetryAfter time.Duration
 	// Ready, when set, is called once the database is open and the folders are watched.
 	Ready func()
+	// Version is the build's version, for the chute_build_info metric ("" : "dev").
+	Version string
 }
 
 // ErrStateReplaced is returned (wrapped) by Run when the state database file was deleted or
@@ -80,8 +82,10 @@ type Daemon struct {
 	mu        sync.Mutex
 	scheduled map[uint64]bool        // queued in memory, held by a worker, or waiting on a timer
 	timers    map[uint64]*time.Timer // retry_wait jobs
-	progress  sync.Map               // job id -> *atomic.Int64: bytes sent, for status
-	stats     counters
+	progress  sync.Map               // job id -> *inflight: the uploads running, for status and metrics
+	m         *metrics
+	// watchState is the watcher's last report on its folders, for health and metrics.
+	watchState atomic.Pointer[watchSnapshot]
 	// dbErr is the last error writing the state database, or nil once a write worked.
 	dbErr atomic.Pointer[error]
 }
@@ -92,15 +96,13 @@ type providerRun struct {
 	q       *queue
 	gate    *gate
 	digests []uploader.Digest // what the provider needs before uploading
+	// large holds a token per upload of a file of configs.SmallFile or more: at most
+	// Concurrency of those at once, among up to SmallConcurrency workers.
+	large chan struct{}
 
 	// Its workers: stop cancels them and waits (a reload that changes or removes it).
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-}
-
-type counters struct {
-	done, failed, retried atomic.Int64
-	bytes                 atomic.Int64
 }
 
 // New builds the daemon and its providers from a valid config.
@@ -142,6 +144,11 @@ func New(opts Options) (*Daemon, error) {
 	if d.maxAfter <= 0 {
 		d.maxAfter = time.Hour
 	}
+	version := opts.Version
+	if version == "" {
+		version = "dev"
+	}
+	d.m = newMetrics(d, version)
 	for name, pc := range opts.Config.Providers {
 		pr, err := d.newProvider(name, pc)
 		if err != nil {
@@ -151,6 +158,7 @@ func New(opts Options) (*Daemon, error) {
 	}
 	for _, f := range opts.Config.Folders {
 		d.folders[f.Path] = f
+		d.m.folder(f.Path)
 	}
 	return d, nil
 }
@@ -169,7 +177,9 @@ func (d *Daemon) newProvider(name string, pc *configs.Provider) (*providerRun, e
 	if err != nil {
 		return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
 	}
-	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff)}
+	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff), large: make(chan struct{}, pc.Concurrency)}
+	d.m.provider(name)
+	pr.gate.onPause = func(reason string) { d.m.pauses.WithLabelValues(name, reason).Inc() }
 	if dn, ok := p.(uploader.DigestNeeder); ok {
 		pr.digests = dn.NeedDigests()
 	}
@@ -182,7 +192,7 @@ func (d *Daemon) newWatcher(cfg *configs.Config) (*watcher.Watcher, error) {
 	for i, f := range cfg.Folders {
 		wfolders[i] = watcher.Folder{Path: f.Path, Recursive: f.Recursive, Include: f.Include, Exclude: f.Exclude, Settle: f.Settle, MaxWait: f.MaxWait}
 	}
-	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching})
+	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching, Observer: watchObserver{d}})
 }
 
 // watching is the watcher's word that its watches are set and its first scan is done.
@@ -237,7 +247,9 @@ func (d *Daemon) forget(path string) {
 // startWorkers starts pr's workers under ctx.
 func (d *Daemon) startWorkers(ctx context.Context, pr *providerRun) {
 	ctx, pr.cancel = context.WithCancel(ctx)
-	for i := 0; i < pr.cfg.Concurrency; i++ {
+	// Small files are cheap for the provider and costly in round trips and commits for chute:
+	// many in flight hide the latency and share the state database's fsyncs.
+	for i := 0; i < max(pr.cfg.Concurrency, pr.cfg.SmallConcurrency); i++ {
 		pr.wg.Add(1)
 		d.workers.Add(1)
 		go func() {
@@ -333,7 +345,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.reloadMu.Unlock()
 	if d.cfg.Listen != "" {
-		srv, err := d.serveHTTP(d.cfg.Listen)
+		srv, err := d.serveHTTP(d.cfg.Listen, d.cfg.ListenToken)
 		if err != nil {
 			cancel()
 			wg.Wait()
@@ -496,6 +508,7 @@ func (d *Daemon) ingest(ctx context.Context, batches <-chan []watcher.Ready) {
 		for _, a := range added {
 			if a.Added {
 				d.log.Info("queued", "job", a.Job.ID, "file", a.Job.Path, "size", a.Job.Size, "provider", a.Job.Provider)
+				d.m.discovered.WithLabelValues(a.Job.Provider).Inc()
 				d.enqueue(a.Job)
 			}
 		}
@@ -537,7 +550,7 @@ func (d *Daemon) enqueue(j store.Job) {
 	}
 	d.scheduled[j.ID] = true
 	d.mu.Unlock()
-	pr.q.push(j.ID)
+	pr.q.push(j.ID, j.Size)
 }
 
 // scheduleAt queues a job once at has come.
@@ -549,14 +562,14 @@ func (d *Daemon) scheduleAt(j store.Job, at time.Time) {
 	}
 	d.scheduled[j.ID] = true
 	wait := max(time.Until(at), 0)
-	id, name := j.ID, j.Provider
+	id, name, size := j.ID, j.Provider, j.Size
 	d.timers[id] = time.AfterFunc(wait, func() {
 		d.mu.Lock()
 		delete(d.timers, id)
 		d.mu.Unlock()
 		// The provider as it is now: a reload may have replaced it meanwhile.
 		if pr, ok := d.provider(name); ok {
-			pr.q.push(id)
+			pr.q.push(id, size)
 		} else {
 			d.release(id)
 		}
@@ -574,13 +587,13 @@ func (d *Daemon) runNow(j store.Job) {
 	if waiting && t.Stop() {
 		delete(d.timers, j.ID)
 		d.mu.Unlock()
-		pr.q.pushFront(j.ID)
+		pr.q.pushFront(j.ID, j.Size)
 		return
 	}
 	if !d.scheduled[j.ID] {
 		d.scheduled[j.ID] = true
 		d.mu.Unlock()
-		pr.q.pushFront(j.ID)
+		pr.q.pushFront(j.ID, j.Size)
 		return
 	}
 	d.mu.Unlock()
@@ -607,24 +620,41 @@ func (d *Daemon) worker(ctx context.Context, pr *providerRun) {
 		if err := pr.gate.wait(ctx); err != nil {
 			return
 		}
-		id, ok := pr.q.pop(ctx)
+		q, ok := pr.q.pop(ctx)
 		if !ok {
 			return
 		}
+		id := q.id
+		large := q.size >= configs.SmallFile
+		if large {
+			// Wait for a large-file slot; small files behind this one go on meanwhile.
+			select {
+			case pr.large <- struct{}{}:
+			case <-ctx.Done():
+				d.release(id) // still queued in the database: the next start resumes it
+				return
+			}
+		}
 		if !pr.gate.enter() {
 			// Paused between the wait and the pop: the job keeps its place.
-			pr.q.pushFront(id)
+			if large {
+				<-pr.large
+			}
+			pr.q.pushFront(id, q.size)
 			continue
 		}
 		next := d.process(ctx, pr, id)
 		pr.gate.leave()
+		if large {
+			<-pr.large
+		}
 		if next.front && ctx.Err() == nil {
-			pr.q.pushFront(id) // still scheduled: it keeps its place
+			pr.q.pushFront(id, q.size) // still scheduled: it keeps its place
 			continue
 		}
 		d.release(id)
 		if !next.at.IsZero() && ctx.Err() == nil {
-			d.scheduleAt(store.Job{ID: id, Provider: pr.cfg.Name}, next.at)
+			d.scheduleAt(store.Job{ID: id, Provider: pr.cfg.Name, Size: q.size}, next.at)
 		}
 	}
 }

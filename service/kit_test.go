@@ -45,7 +45,11 @@ func startFakes(t *testing.T, fakes map[string]*uploadertest.Fake, concurrency i
 	e := &fakeEnv{t: t, dir: dir, inbox: map[string]string{}, logs: &syncBuffer{}}
 	for name, f := range fakes {
 		types = append(types, uploadertest.FakeType("fake-"+name, f))
-		text += fmt.Sprintf("  %s: {type: fake-%s, endpoint: \"http://127.0.0.1:9/\", concurrency: %d, max_attempts: 3}\n", name, name, concurrency)
+		conc := "" // concurrency 0: not given, the defaults
+		if concurrency > 0 {
+			conc = fmt.Sprintf(", concurrency: %d", concurrency)
+		}
+		text += fmt.Sprintf("  %s: {type: fake-%s, endpoint: \"http://127.0.0.1:9/\"%s, max_attempts: 3}\n", name, name, conc)
 		e.inbox[name] = filepath.Join(dir, "inbox-"+name)
 		if err := os.MkdirAll(e.inbox[name], 0o755); err != nil {
 			t.Fatal(err)
@@ -215,5 +219,67 @@ func TestRelPathGiven(t *testing.T) {
 	defer mu.Unlock()
 	if !got["cam1/clip.mp4"] || !got["cam2/clip.mp4"] {
 		t.Fatalf("RelPath seen: %v", got)
+	}
+}
+
+// Without a concurrency in the config, small files run many at once (up to
+// DefaultSmallConcurrency in all), and files of SmallFile or more at most DefaultConcurrency
+// at once; with one, it bounds files of every size.
+func TestSmallFilesManyInFlight(t *testing.T) {
+	for _, given := range []int{0, 3} {
+		t.Run(fmt.Sprintf("concurrency %d", given), func(t *testing.T) {
+			var mu sync.Mutex
+			var small, large, maxSmall, maxLarge, maxAll int
+			f := &uploadertest.Fake{UploadFunc: func(ctx context.Context, job *uploader.Job, call int) (uploader.Result, error) {
+				isLarge := job.File.Size >= configs.SmallFile
+				mu.Lock()
+				if isLarge {
+					large++
+				} else {
+					small++
+				}
+				maxSmall, maxLarge, maxAll = max(maxSmall, small), max(maxLarge, large), max(maxAll, small+large)
+				mu.Unlock()
+				time.Sleep(200 * time.Millisecond)
+				mu.Lock()
+				if isLarge {
+					large--
+				} else {
+					small--
+				}
+				mu.Unlock()
+				if _, err := io.Copy(io.Discard, job.File.Section(0)); err != nil {
+					return uploader.Result{}, err
+				}
+				return uploader.Result{ID: job.File.Name, URL: "http://127.0.0.1:9/" + job.File.Name}, nil
+			}}
+			e := startFakes(t, map[string]*uploadertest.Fake{"p": f}, given)
+			var paths []string
+			for i := range 5 {
+				p := filepath.Join(e.inbox["p"], fmt.Sprintf("large%d.bin", i))
+				write(t, p, make([]byte, configs.SmallFile))
+				paths = append(paths, p)
+			}
+			for i := range 40 {
+				p := filepath.Join(e.inbox["p"], fmt.Sprintf("small%02d.bin", i))
+				write(t, p, []byte(p))
+				paths = append(paths, p)
+			}
+			for _, p := range paths {
+				e.doneSidecar(t, p)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			wantLarge, wantAll := configs.DefaultConcurrency, configs.DefaultSmallConcurrency
+			if given > 0 {
+				wantLarge, wantAll = given, given
+			}
+			if maxLarge > wantLarge || maxAll > wantAll {
+				t.Fatalf("at most %d large files and %d in all at once, want <= %d and <= %d", maxLarge, maxAll, wantLarge, wantAll)
+			}
+			if given == 0 && maxSmall <= configs.DefaultConcurrency {
+				t.Fatalf("at most %d small files at once with the default config: they wait like large ones", maxSmall)
+			}
+		})
 	}
 }

@@ -30,6 +30,9 @@ type gate struct {
 	probe     time.Duration // the wait before the next probe while down
 	probing   bool          // a probe is running
 	min, max  time.Duration
+	// onPause, when set, is told each time the provider is paused anew, with the reason
+	// ("rate_limited" or "unreachable"), for metrics; it is called with the gate's lock held.
+	onPause func(reason string)
 }
 
 func newGate(min, max time.Duration) *gate {
@@ -130,6 +133,9 @@ func (g *gate) failed(job uint64, connection bool, why string, log *slog.Logger)
 	}
 	g.down, g.downSince, g.probe = true, now, max(g.min, time.Second)
 	g.until, g.kind, g.why = now.Add(g.probe), "unreachable", why
+	if g.onPause != nil {
+		g.onPause("unreachable")
+	}
 	log.Warn("provider is unreachable or failing every request; its files wait while chute probes it", "failures", g.fails, "err", why)
 	g.changed()
 	return true
@@ -140,6 +146,9 @@ func (g *gate) rateLimited(wait time.Duration, why string, log *slog.Logger) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	until := time.Now().Add(wait)
+	if g.onPause != nil && !time.Now().Before(g.until) {
+		g.onPause(reasonRateLimited) // a new pause, not one made longer
+	}
 	if until.After(g.until) {
 		g.until = until
 	}

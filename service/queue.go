@@ -5,10 +5,17 @@ import (
 	"sync"
 )
 
-// queue is a provider's FIFO of job ids waiting for a worker.
+// queued is a job waiting for a worker, with its file's size: a worker takes a large file
+// only when one of the provider's large-file slots is free.
+type queued struct {
+	id   uint64
+	size int64
+}
+
+// queue is a provider's FIFO of jobs waiting for a worker.
 type queue struct {
 	mu    sync.Mutex
-	ids   []uint64
+	ids   []queued
 	ready chan struct{} // has a token while ids is not empty
 }
 
@@ -21,55 +28,58 @@ func (q *queue) signal() {
 	}
 }
 
-func (q *queue) push(id uint64) {
+func (q *queue) push(id uint64, size int64) {
 	q.mu.Lock()
-	q.ids = append(q.ids, id)
+	q.ids = append(q.ids, queued{id, size})
 	q.mu.Unlock()
 	q.signal()
 }
 
 // pushFront puts id first: a job that was held back keeps its place.
-func (q *queue) pushFront(id uint64) {
+func (q *queue) pushFront(id uint64, size int64) {
 	q.mu.Lock()
-	q.ids = append(q.ids, 0)
+	q.ids = append(q.ids, queued{})
 	copy(q.ids[1:], q.ids)
-	q.ids[0] = id
+	q.ids[0] = queued{id, size}
 	q.mu.Unlock()
 	q.signal()
 }
 
-// pop waits for an id; false when ctx is done.
-func (q *queue) pop(ctx context.Context) (uint64, bool) {
+// pop waits for a job; false when ctx is done.
+func (q *queue) pop(ctx context.Context) (queued, bool) {
 	for {
 		if ctx.Err() != nil {
-			return 0, false
+			return queued{}, false
 		}
 		q.mu.Lock()
 		if len(q.ids) > 0 {
-			id := q.ids[0]
-			q.ids[0] = 0
+			j := q.ids[0]
+			q.ids[0] = queued{}
 			q.ids = q.ids[1:]
 			more := len(q.ids) > 0
 			q.mu.Unlock()
 			if more {
 				q.signal()
 			}
-			return id, true
+			return j, true
 		}
 		q.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return 0, false
+			return queued{}, false
 		case <-q.ready:
 		}
 	}
 }
 
-// drain empties the queue and returns what it held.
+// drain empties the queue and returns the ids it held.
 func (q *queue) drain() []uint64 {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	ids := q.ids
+	ids := make([]uint64, len(q.ids))
+	for i, j := range q.ids {
+		ids[i] = j.id
+	}
 	q.ids = nil
 	return ids
 }

@@ -84,6 +84,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *configs.Config) error {
 	folders := make(map[string]*configs.Folder, len(cfg.Folders))
 	for _, f := range cfg.Folders {
 		folders[f.Path] = f
+		d.m.folder(f.Path)
 	}
 	d.cfgMu.Lock()
 	d.cfg, d.providers, d.folders, d.w = cfg, providers, folders, w
@@ -127,7 +128,7 @@ func (d *Daemon) resumeProvider(name string) error {
 // sameProvider tells whether two configs of a provider build the same provider.
 func sameProvider(a, b *configs.Provider) bool {
 	return a.Name == b.Name && a.Type == b.Type && a.Endpoint == b.Endpoint &&
-		a.Concurrency == b.Concurrency && a.MaxAttempts == b.MaxAttempts &&
+		a.Concurrency == b.Concurrency && a.SmallConcurrency == b.SmallConcurrency && a.MaxAttempts == b.MaxAttempts &&
 		reflect.DeepEqual(a.Options, b.Options)
 }
 

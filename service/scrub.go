@@ -37,6 +37,7 @@ func newScrubber(cfg *configs.Config) *scrubber {
 			}
 		}
 	}
+	add(cfg.ListenToken)
 	for _, p := range cfg.Providers {
 		if u, err := url.Parse(p.Endpoint); err == nil {
 			if pw, ok := u.User.Password(); ok {

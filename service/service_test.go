@@ -36,6 +36,8 @@ type env struct {
 	logs   *syncBuffer
 	cancel context.CancelFunc
 	done   chan error
+	// tune, when set, adjusts the daemon's options before each start.
+	tune func(*service.Options)
 }
 
 type syncBuffer struct {
@@ -107,7 +109,11 @@ func (e *env) start() {
 	e.t.Helper()
 	e.logs = &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	d, err := service.New(service.Options{Config: e.cfg, Registry: registry(), Logger: log, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	opts := service.Options{Config: e.cfg, Registry: registry(), Logger: log, MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond}
+	if e.tune != nil {
+		e.tune(&opts)
+	}
+	d, err := service.New(opts)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -314,7 +320,7 @@ func TestTransientErrorsRetriedThenGiveUp(t *testing.T) {
 // server (first.mp4), then queues a second file behind it. The caller unstalls the server.
 func (e *env) queueBehindStall(name string, data []byte) (first, second string) {
 	e.t.Helper()
-	e.cfg.Providers["own"].Concurrency = 1
+	e.cfg.Providers["own"].Concurrency, e.cfg.Providers["own"].SmallConcurrency = 1, 1
 	e.srv.Stall(true)
 	e.start()
 	first = filepath.Join(e.inbox, "first.mp4")
@@ -512,8 +518,11 @@ func TestStatusHTTP(t *testing.T) {
 	}
 	// The sidecar is written just before the job is marked done: wait for the state.
 	var m string
-	waitFor(t, func() bool { m = get("/metrics"); return strings.Contains(m, `chute_jobs{state="done"} 1`) }, "the job done in /metrics")
-	for _, want := range []string{`chute_jobs{state="done"} 1`, `chute_uploads_total{result="done"} 1`, "chute_uploaded_bytes_total 1"} {
+	waitFor(t, func() bool {
+		m = get("/metrics")
+		return strings.Contains(m, `chute_jobs{provider="own",state="done"} 1`)
+	}, "the job done in /metrics")
+	for _, want := range []string{`chute_jobs{provider="own",state="done"} 1`, `chute_jobs_finished_total{provider="own",state="done"} 1`, `chute_uploaded_bytes_total{provider="own"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, m)
 		}

@@ -64,7 +64,14 @@ func SidecarPath(path string) string {
 
 // WriteSidecar writes sc beside the file at path atomically: a temporary file, fsync, rename.
 // A reader sees the old sidecar or the new one, never half of one.
-func WriteSidecar(path string, sc *Sidecar) error {
+func WriteSidecar(path string, sc *Sidecar) error { return writeSidecar(path, sc, true) }
+
+// writeSidecar is WriteSidecar; with durable false it skips the fsync. The rename is still
+// atomic for every reader while the machine runs; a power loss may lose the new sidecar or
+// leave it empty. The engine uses that for done sidecars only: the job's done state, fsynced
+// in the state database after the sidecar was written, is the durable record, and
+// repairSidecars writes every missing, empty or stale sidecar of a done job again at start.
+func writeSidecar(path string, sc *Sidecar, durable bool) error {
 	b, err := json.MarshalIndent(sc, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode sidecar: %w", err)
@@ -85,8 +92,10 @@ func WriteSidecar(path string, sc *Sidecar) error {
 	if _, err := tmp.Write(b); err != nil {
 		return fmt.Errorf("write sidecar: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write sidecar: %w", err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("write sidecar: %w", err)
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write sidecar: %w", err)

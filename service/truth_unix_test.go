@@ -4,6 +4,7 @@ package service_test
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/chute-dev/chute/configs"
 	"github.com/chute-dev/chute/service"
+	"github.com/chute-dev/chute/store"
 )
 
 // writeAt writes data to path and gives it the mtime at, so that a rewrite is seen as one
@@ -282,5 +284,54 @@ func TestOutageWaitsUnharmed(t *testing.T) {
 		if sc := e.sidecar(p); sc.Attempts > 3 {
 			t.Errorf("%s: attempts %d", p, sc.Attempts)
 		}
+	}
+}
+
+// With after: keep the result is committed with the done state, after the sidecar. A crash
+// between the two (the job still uploading, no result in the database, the sidecar on disk)
+// takes the sidecar's result by hash at the next start: nothing is uploaded again. A done
+// sidecar a power loss left empty (it is not fsynced by itself) is written again at start.
+func TestCrashBetweenSidecarAndDoneCommit(t *testing.T) {
+	e := newEnv(t, "")
+	e.start()
+	p := filepath.Join(e.inbox, "a.bin")
+	data := bytes.Repeat([]byte("k"), 4096)
+	write(t, p, data)
+	e.checkDone(p, data)
+	url := e.sidecar(p).URL
+	e.stop()
+	created := e.srv.Stats().Created
+
+	st, err := store.Open(e.state, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Update(context.Background(), 1, func(j *store.Job) error {
+		j.State, j.Result, j.SHA256, j.Sent, j.Checkpoint, j.Sidecar = store.Uploading, nil, "", 0, nil, ""
+		j.Attempts = 0
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	e.start()
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "msg=done") }, "the job to end")
+	e.checkDone(p, data)
+	if got := e.srv.Stats().Created; got != created {
+		t.Fatalf("the file was uploaded again after the crash (%d uploads, want %d)", got, created)
+	}
+	if !strings.Contains(e.logs.String(), "not uploading again") || e.sidecar(p).URL != url {
+		t.Fatalf("the sidecar's result was not adopted; logs:\n%s", e.logs)
+	}
+	e.stop()
+
+	if err := os.Truncate(service.SidecarPath(p), 0); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.waitSidecar(p, func(s *service.Sidecar) bool { return s.Status == "done" && s.URL == url }, "the empty sidecar to be written again")
+	e.checkDone(p, data)
+	if got := e.srv.Stats().Created; got != created {
+		t.Fatalf("an empty sidecar made the file upload again (%d uploads, want %d)", got, created)
 	}
 }

@@ -69,6 +69,41 @@ type Job struct {
 	QueuedAt    time.Time         `json:"queued_at"`             // when the job was added
 	StartedAt   time.Time         `json:"started_at,omitzero"`   // when the last attempt started
 	FinishedAt  time.Time         `json:"finished_at,omitzero"`  // when the job became Done or Failed
+	// History is what happened to the job that a person may want to see later: its errors
+	// (the last MaxHistory), retries asked for, and a result it had before it was uploaded
+	// again. Records written before it existed have none.
+	History []Event `json:"history,omitempty"`
+}
+
+// MaxHistory is how many events a job keeps; older ones are dropped.
+const MaxHistory = 20
+
+// Event is one entry of a job's history.
+type Event struct {
+	At   time.Time `json:"at"`
+	What string    `json:"what"`            // "error", "retry", "reupload"
+	Text string    `json:"text"`            // the error, in words, or what was done
+	URL  string    `json:"url,omitempty"`   // for "reupload": the result it had
+	Kind string    `json:"class,omitempty"` // for "error": permanent, transient, rate-limited...
+}
+
+// Note appends an event to j's history, keeping the last MaxHistory.
+func (j *Job) Note(e Event) {
+	if e.At.IsZero() {
+		e.At = time.Now().UTC()
+	}
+	j.History = append(j.History, e)
+	if over := len(j.History) - MaxHistory; over > 0 {
+		j.History = append(j.History[:0:0], j.History[over:]...)
+	}
+}
+
+// NoteError sets j's LastError and appends it to its history.
+func (j *Job) NoteError(msg, class string) {
+	j.LastError = msg
+	if msg != "" {
+		j.Note(Event{What: "error", Text: msg, Kind: class})
+	}
 }
 
 // NewJob is a discovered file.

@@ -6,7 +6,7 @@
 //
 //	jobs         8-byte big-endian ID                       -> JSON of Job (see Job.MarshalJSON)
 //	by_state     state 0x00 ID                              -> empty
-//	by_identity  path 0x00 size(8B) mtime-unixnano(8B)      -> ID
+//	by_identity  path 0x00 size(8B) mtime-unixnano(8B)      -> ID (the newest job of it: Reupload)
 //	by_path      path 0x00 ID                               -> empty
 //	meta         "version"                                  -> 8-byte big-endian schema version
 //

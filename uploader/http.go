@@ -60,8 +60,8 @@ func NewClient(opts ClientOptions) *Client {
 			return &idleConn{Conn: c, idle: idle, bufs: bufs}, nil
 		},
 		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   16,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64, // a provider runs up to 64 uploads at once (small files: 32 by default)
 		MaxConnsPerHost:       opts.MaxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   15 * time.Second,

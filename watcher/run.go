@@ -26,9 +26,10 @@ import (
 //
 // Run returns nil when ctx is done (queued batches are dropped), and an error
 // if watching cannot start: a folder is missing or not a directory, or its
-// root cannot be watched. Problems after the start (an unreadable
-// subdirectory, a folder removed while watched) are logged and retried at the
-// next rescan. When Run returns, the fsnotify watcher is closed and every
+// root cannot be watched. Problems after the start are logged: an unreadable
+// subdirectory is retried at the next rescan; a folder removed while watched
+// is looked for every Options.Lookup and watched (and scanned) again as soon
+// as it is back. When Run returns, the fsnotify watcher is closed and every
 // goroutine Run started has stopped. Only one Run may be in progress at a
 // time; a later Run starts afresh (it remembers nothing of an earlier one).
 func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
@@ -72,6 +73,9 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 		dirs:     make(map[string]watchedDir),
 		pending:  make(map[string]*pendingFile),
 		reported: newReportedSet(),
+		missing:  make([]error, len(w.folders)),
+		unclean:  make([]bool, len(w.folders)),
+		roots:    make([]os.FileInfo, len(w.folders)),
 	}
 	for i := range w.folders {
 		f := &w.folders[i]
@@ -82,6 +86,7 @@ func (w *Watcher) Run(ctx context.Context, out chan<- []Ready) error {
 		if !st.IsDir() {
 			return fmt.Errorf("watcher: folder %s: not a directory", f.Path)
 		}
+		r.roots[i] = st
 		if err := r.watchDir(f.Path, i); err != nil {
 			return err
 		}
@@ -106,6 +111,13 @@ type run struct {
 	pending  map[string]*pendingFile // files waiting to settle
 	reported *reportedSet            // files reported
 	gen      uint64                  // full-rescan generation, for pruning
+
+	// Per folder: why it is not watched (nil while it is), and whether the
+	// last scan could not watch or read some of its directories.
+	missing  []error
+	unclean  []bool
+	roots    []os.FileInfo // each folder's root as watched, to notice it replaced
+	observed time.Time     // the last Observe
 }
 
 type watchedDir struct {
@@ -137,6 +149,9 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 		defer t.Stop()
 		rescanC = t.C
 	}
+	lookup := time.NewTicker(r.w.lookup)
+	defer lookup.Stop()
+	r.observe(time.Now())
 	var queue [][]Ready
 	for {
 		var send chan<- []Ready
@@ -162,15 +177,23 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 			}
 			if errors.Is(e, fsnotify.ErrEventOverflow) {
 				r.log.Warn("fsnotify queue overflow; rescanning")
+				if r.w.obs != nil {
+					r.w.obs.Overflowed()
+				}
 				err = r.fullScan(ctx, "overflow")
 			} else {
 				r.log.Warn("fsnotify error", "err", e)
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			if b := r.poll(time.Now()); len(b) > 0 {
 				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
 				queue = append(queue, b)
 			}
+			if now.Sub(r.observed) >= time.Second-r.w.tick/2 {
+				r.observe(now)
+			}
+		case <-lookup.C:
+			err = r.lookFolders(ctx)
 		case <-rescanC:
 			err = r.fullScan(ctx, "periodic")
 		case <-r.w.rescanCh:
@@ -214,7 +237,7 @@ func (r *run) dropDir(dir string) {
 		}
 		delete(r.dirs, d)
 		if d == r.w.folders[wd.folder].Path {
-			r.log.Warn("watched folder removed; will look for it at the next rescan", "folder", d)
+			r.lost(wd.folder, errors.New("the folder was removed"))
 		}
 	}
 	for p := range r.pending {
@@ -315,14 +338,22 @@ func (r *run) fullScan(ctx context.Context, why string) error {
 			err = fmt.Errorf("not a directory")
 		}
 		if err != nil {
-			r.log.Warn("folder unavailable", "folder", f.Path, "err", err)
+			if r.missing[i] == nil {
+				r.log.Warn("folder unavailable; looking for it every "+r.w.lookup.String(), "folder", f.Path, "err", err)
+			}
+			r.missing[i] = fmt.Errorf("folder unavailable: %w", err)
 			continue
 		}
+		r.missing[i] = nil
 		ok, err := r.scanTree(ctx, f.Path, i)
 		if err != nil {
 			return err
 		}
 		clean[i] = ok
+		r.unclean[i] = !ok
+		if r.w.obs != nil {
+			r.w.obs.Rescanned(f.Path, why)
+		}
 	}
 	for d, wd := range r.dirs {
 		if clean[wd.folder] && wd.gen != r.gen {
@@ -511,4 +542,82 @@ func (r *run) check(p string, pf *pendingFile, f *folder, now time.Time) (Ready,
 	delete(r.pending, p)
 	r.reported.put(p, reportedFile{folder: pf.folder, size: size, mtime: mtime, gen: r.gen})
 	return Ready{Folder: pf.folder, Path: p, Size: size, ModTime: mtime}, true
+}
+
+// lost records that folder fi's root is gone: it is looked for every
+// Options.Lookup from now on.
+func (r *run) lost(fi int, why error) {
+	if r.missing[fi] == nil {
+		r.log.Warn("watched folder is gone; looking for it every "+r.w.lookup.String(), "folder", r.w.folders[fi].Path, "err", why)
+	}
+	r.missing[fi] = why
+}
+
+// lookFolders checks that every folder is still there, and watches and scans
+// again a missing one that is back. A folder that went without an event (its
+// parent was moved, say) is noticed here too. It returns an error only when
+// ctx is done.
+func (r *run) lookFolders(ctx context.Context) error {
+	for i := range r.w.folders {
+		f := &r.w.folders[i]
+		st, err := os.Stat(f.Path)
+		if err == nil && !st.IsDir() {
+			err = errors.New("not a directory")
+		}
+		if r.missing[i] == nil {
+			if err != nil {
+				r.dropDir(f.Path)
+				r.lost(i, err)
+				continue
+			}
+			if r.roots[i] == nil || os.SameFile(r.roots[i], st) {
+				continue
+			}
+			// No event says so when a file system is mounted over the folder: the watch
+			// would stay on the directory underneath, blind to what lands in the new one.
+			r.log.Warn("watched folder is another directory now (replaced, or a file system mounted over it); watching the new one", "folder", f.Path)
+			r.missing[i] = errors.New("the folder was replaced") // before dropDir: not "gone"
+			r.dropDir(f.Path)
+		}
+		if err != nil {
+			continue
+		}
+		r.roots[i] = st
+		ok, err := r.scanTree(ctx, f.Path, i)
+		if err != nil {
+			return err
+		}
+		if _, watched := r.dirs[f.Path]; !watched {
+			continue // its root could not be watched: try again later
+		}
+		r.missing[i], r.unclean[i] = nil, !ok
+		r.log.Info("watched folder is back; watching it again", "folder", f.Path, "pending", len(r.pending))
+		if r.w.obs != nil {
+			r.w.obs.Rescanned(f.Path, "returned")
+		}
+	}
+	r.observe(time.Now())
+	return nil
+}
+
+// observe tells the Observer the state of every folder.
+func (r *run) observe(now time.Time) {
+	r.observed = now
+	if r.w.obs == nil {
+		return
+	}
+	states := make([]FolderState, len(r.w.folders))
+	for i := range r.w.folders {
+		states[i] = FolderState{Path: r.w.folders[i].Path, Err: r.missing[i]}
+		if states[i].Err == nil && r.unclean[i] {
+			states[i].Err = errors.New("some of its directories could not be watched or read (see the log); retried at the next rescan")
+		}
+	}
+	for _, d := range r.dirs {
+		states[d.folder].Dirs++
+	}
+	for _, p := range r.pending {
+		states[p.folder].Pending++
+	}
+	r.w.obs.Observe(now, states)
 }

@@ -118,6 +118,45 @@ type Options struct {
 	// Ready, when set, is called by Run once every folder is watched and the
 	// initial scan is done (from Run's goroutine; it must not block).
 	Ready func()
+	// Observer, when set, is told what the watcher does, for metrics and
+	// health (from Run's goroutine; its methods must not block).
+	Observer Observer
+	// Lookup is how often a watched folder that disappeared is looked for
+	// (and the folders are checked to still be there). 0 means
+	// DefaultLookup.
+	Lookup time.Duration
+}
+
+// DefaultLookup is Options.Lookup's default.
+const DefaultLookup = 2 * time.Second
+
+// Observer is told what a running watcher does. A nil Observer in Options
+// means nobody is told.
+type Observer interface {
+	// Rescanned says a full scan of folder ended; why is "start",
+	// "periodic", "overflow", "requested" or "returned" (the folder came
+	// back after it disappeared).
+	Rescanned(folder, why string)
+	// Overflowed says fsnotify's queue overflowed (events were lost; every
+	// folder is rescanned).
+	Overflowed()
+	// Observe reports the state of every folder, from the event loop, at
+	// most about once a second and at least every second or so while the
+	// loop turns: a report that stops coming means the loop is stuck.
+	Observe(at time.Time, folders []FolderState)
+}
+
+// FolderState is what Observe says of one folder.
+type FolderState struct {
+	// Path is the folder's path as given to New (cleaned).
+	Path string
+	// Dirs is how many of its directories are watched.
+	Dirs int
+	// Pending is how many of its files are waiting to settle.
+	Pending int
+	// Err is nil while the folder is watched whole; otherwise why not (it
+	// is missing, or some of its directories could not be watched or read).
+	Err error
 }
 
 // Ready is a file that has settled.
@@ -137,6 +176,8 @@ type Watcher struct {
 	folders     []folder
 	rescanEvery time.Duration // <= 0: no periodic rescan
 	ready       func()
+	obs         Observer
+	lookup      time.Duration // how often missing folders are looked for
 	tick        time.Duration // the loop's ticker: the smallest folder poll
 	log         *slog.Logger
 
@@ -180,6 +221,14 @@ func New(folders []Folder, opts Options) (*Watcher, error) {
 		rescanCh: make(chan struct{}, 1),
 		forgetCh: make(chan struct{}, 1),
 		ready:    opts.Ready,
+		obs:      opts.Observer,
+		lookup:   opts.Lookup,
+	}
+	if opts.Lookup < 0 {
+		return nil, fmt.Errorf("watcher: negative lookup period %v", opts.Lookup)
+	}
+	if w.lookup == 0 {
+		w.lookup = DefaultLookup
 	}
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)

@@ -828,7 +828,8 @@ func TestOverflowTriggersRescan(t *testing.T) {
 			return os.Open(name)
 		}
 	}
-	h := start(t, []Folder{{Path: dir, Settle: 100 * time.Millisecond}}, Options{}, prep)
+	rec := &recorder{}
+	h := start(t, []Folder{{Path: dir, Settle: 100 * time.Millisecond}}, Options{Observer: rec}, prep)
 	var openGate sync.Once
 	release := func() { openGate.Do(func() { close(gate) }) }
 	t.Cleanup(release) // runs before the harness stops Run
@@ -858,5 +859,127 @@ func TestOverflowTriggersRescan(t *testing.T) {
 	h.barrier(dir)
 	for _, p := range []string{a, b, stall, lost} {
 		h.wantCount(p, 1)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if rec.overflow < 1 || rec.rescans[dir+" overflow"] < 1 {
+		t.Errorf("the observer heard of %d overflows and %d overflow rescans", rec.overflow, rec.rescans[dir+" overflow"])
+	}
+}
+
+// recorder is an Observer that keeps what it was told.
+type recorder struct {
+	mu       sync.Mutex
+	rescans  map[string]int // folder+" "+why -> count
+	last     []FolderState
+	lastAt   time.Time
+	overflow int
+}
+
+func (r *recorder) Rescanned(folder, why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rescans == nil {
+		r.rescans = make(map[string]int)
+	}
+	r.rescans[folder+" "+why]++
+}
+
+func (r *recorder) Overflowed() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.overflow++
+}
+
+func (r *recorder) Observe(at time.Time, fs []FolderState) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.last, r.lastAt = fs, at
+}
+
+func (r *recorder) state() ([]FolderState, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]FolderState(nil), r.last...), r.lastAt
+}
+
+// waitState polls the recorder until cond holds on its last report.
+func (r *recorder) waitState(t *testing.T, what string, cond func([]FolderState) bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		s, _ := r.state()
+		if len(s) > 0 && cond(s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; last state %+v", what, s)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRemovedFolderWatchedAgainWhenBack(t *testing.T) {
+	parent := t.TempDir()
+	dir := filepath.Join(parent, "inbox")
+	other := t.TempDir()
+	mkdir(t, filepath.Join(dir, "sub"))
+	rec := &recorder{}
+	// No periodic rescan: only the lookup may bring the folder back.
+	h := start(t, []Folder{{Path: dir, Recursive: true, Settle: 50 * time.Millisecond}, {Path: other, Settle: 50 * time.Millisecond}},
+		Options{Rescan: -1, Lookup: 100 * time.Millisecond, Observer: rec}, nil)
+	h.waitLog("watching")
+	rec.waitState(t, "both folders watched", func(s []FolderState) bool {
+		return s[0].Err == nil && s[0].Dirs == 2 && s[1].Err == nil && s[1].Dirs == 1
+	})
+	writeFile(t, filepath.Join(dir, "sub", "before.bin"), 3)
+	h.waitReported(filepath.Join(dir, "sub", "before.bin"), 1)
+
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitState(t, "the folder reported missing", func(s []FolderState) bool { return s[0].Err != nil && s[0].Dirs == 0 })
+	if s, _ := rec.state(); s[1].Err != nil {
+		t.Errorf("the other folder is reported unhealthy: %v", s[1].Err)
+	}
+	h.waitLog("watched folder is gone", "folder="+dir)
+
+	mkdir(t, filepath.Join(dir, "sub"))
+	// Dropped before the watch is back: the scan of the returned folder finds them.
+	writeFile(t, filepath.Join(dir, "early.bin"), 4)
+	writeFile(t, filepath.Join(dir, "sub", "before.bin"), 3)
+	h.waitReported(filepath.Join(dir, "early.bin"), 1)
+	h.waitReported(filepath.Join(dir, "sub", "before.bin"), 2) // a new file under an old name
+	rec.waitState(t, "the folder watched again", func(s []FolderState) bool { return s[0].Err == nil && s[0].Dirs == 2 })
+	// And dropped after: the watch sees them.
+	writeFile(t, filepath.Join(dir, "sub", "late.bin"), 5)
+	h.waitReported(filepath.Join(dir, "sub", "late.bin"), 1)
+	h.barrier(dir)
+	h.wantCount(filepath.Join(dir, "early.bin"), 1)
+	rec.mu.Lock()
+	back, start := rec.rescans[dir+" returned"], rec.rescans[dir+" start"]
+	rec.mu.Unlock()
+	if back != 1 || start != 1 {
+		t.Errorf("rescans of %s: start %d, returned %d; want 1 and 1", dir, start, back)
+	}
+}
+
+func TestObserverSeesPendingAndTurns(t *testing.T) {
+	dir := t.TempDir()
+	rec := &recorder{}
+	h := start(t, []Folder{{Path: dir, Settle: time.Hour}}, Options{Observer: rec}, nil)
+	h.waitLog("watching")
+	writeFile(t, filepath.Join(dir, "slow.bin"), 1)
+	rec.waitState(t, "one pending file", func(s []FolderState) bool { return s[0].Pending == 1 })
+	_, first := rec.state()
+	deadline := time.Now().Add(waitLimit)
+	for {
+		if _, at := rec.state(); at.After(first) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the loop reported no turn after its first")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -2,17 +2,14 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/chute-dev/chute/configs"
@@ -39,9 +36,14 @@ const usage = `chute: a watch-folder upload daemon
 Usage:
   chute run     [--config FILE]            run the daemon in the foreground
   chute check   [--config FILE] [--online] validate the config and show what would be watched
-  chute status  [--config FILE] [--json]   list the jobs in the state database
+  chute status  [--config FILE] [--json] [--state S,...] [--provider P] [--limit N]
+                [--watch [--interval D]] [ID]
+                                           list the jobs (running uploads with rate and
+                                           time left), or show job ID in full
   chute retry   [--config FILE] ID... | --failed
-                                           put failed jobs back in the queue
+                                           put failed jobs back in the queue, or run a
+                                           job waiting for its next attempt now
+  chute reupload [--config FILE] PATH...   upload a done file again, as a new job
   chute demo    [--dir DIR]                try chute against local emulators of every provider
   chute version                            print version and build information
 
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cmdStatus(ctx, rest, stdout, stderr)
 	case "retry":
 		return cmdRetry(ctx, rest, stdout, stderr)
+	case "reupload":
+		return cmdReupload(ctx, rest, stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, rest, stdout, stderr)
 	case "install":
@@ -151,7 +155,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer) error {
 
 func runDaemon(ctx context.Context, cfg *configs.Config, log *slog.Logger) error {
 	ready := newReadySignal()
-	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log, Ready: ready.fire})
+	d, err := service.New(service.Options{Config: cfg, Registry: registry(), Logger: log, Ready: ready.fire, Version: version})
 	if err != nil {
 		return &exitError{code: 2, msg: err.Error()}
 	}
@@ -236,70 +240,6 @@ func withStore(path string, readOnly bool, fn func(*store.Store) error) (bool, e
 	}
 	defer st.Close()
 	return true, fn(st)
-}
-
-func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cfgPath := newFlags("status", stderr)
-	asJSON := fs.Bool("json", false, "print JSON for scripts")
-	if _, err := parse(fs, args); err != nil {
-		return err
-	}
-	cfg, err := loadConfig(*cfgPath, stderr)
-	if err != nil {
-		return err
-	}
-	var jobs []service.JobStatus
-	if _, err := os.Stat(cfg.State); errors.Is(err, os.ErrNotExist) {
-		jobs = []service.JobStatus{}
-	} else {
-		opened, err := withStore(cfg.State, true, func(st *store.Store) error {
-			var err error
-			jobs, err = service.ListJobs(st)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if !opened {
-			if jobs, err = service.QueryJobs(ctx, cfg.State); err != nil {
-				return err
-			}
-		}
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if jobs == nil {
-			jobs = []service.JobStatus{}
-		}
-		return enc.Encode(jobs)
-	}
-	for _, line := range serviceStates() {
-		fmt.Fprintln(stdout, line)
-	}
-	if len(jobs) == 0 {
-		fmt.Fprintln(stdout, "no jobs yet")
-		return nil
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tFILE\tPROVIDER\tSTATE\tPROGRESS\tATTEMPTS\tURL / LAST ERROR")
-	for _, j := range jobs {
-		progress := "-"
-		if j.Size > 0 {
-			progress = fmt.Sprintf("%d%%", j.Sent*100/j.Size)
-		} else if j.State == store.Done {
-			progress = "100%"
-		}
-		detail := j.URL
-		if detail == "" {
-			detail = j.LastError
-		}
-		if j.NextAttempt != nil {
-			detail = fmt.Sprintf("next attempt %s: %s", j.NextAttempt.Local().Format(time.TimeOnly), j.LastError)
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\n", j.ID, j.File, j.Provider, j.State, progress, j.Attempts, oneLine(detail, 400))
-	}
-	return tw.Flush()
 }
 
 func oneLine(s string, max int) string {

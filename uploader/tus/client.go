@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/chute-dev/chute/uploader"
 )
@@ -33,6 +34,12 @@ type Client struct {
 	// its scheme and host.
 	query     url.Values
 	queryHost string
+
+	// withUpload is the largest file sent in its creation request (0: never); withUploadOK
+	// says whether the server announces creation-with-upload: 0 not asked yet, 1 yes, -1 no.
+	withUpload   int64
+	extMu        sync.Mutex
+	withUploadOK int
 }
 
 // ClientOptions configure a Client.
@@ -49,6 +56,12 @@ type ClientOptions struct {
 	// Endpoint, when set, is the creation URL whose query (`?key=...`) holds credentials:
 	// they go with every request to its server (creation, HEAD, PATCH), not only the first.
 	Endpoint string
+	// CreationWithUpload, when above 0, is the largest file Transfer sends in its creation
+	// request (one request instead of a POST and a PATCH) when the server announces TUS's
+	// creation-with-upload extension (asked once, with OPTIONS). Such a file has no checkpoint
+	// before its data leaves: a crash before its result is recorded sends it again, to a new
+	// upload. Keep it small.
+	CreationWithUpload int64
 }
 
 // NewClient returns a TUS client.
@@ -57,7 +70,7 @@ func NewClient(opts ClientOptions) *Client {
 	for _, vs := range opts.Header {
 		secrets = append(secrets, vs...)
 	}
-	c := &Client{http: opts.HTTP, header: opts.Header, chunk: opts.ChunkSize, red: opts.Redactor.With(secrets...)}
+	c := &Client{http: opts.HTTP, header: opts.Header, chunk: opts.ChunkSize, red: opts.Redactor.With(secrets...), withUpload: opts.CreationWithUpload}
 	if u, err := url.Parse(opts.Endpoint); err == nil && u.RawQuery != "" {
 		c.query, c.queryHost = u.Query(), u.Scheme+"://"+u.Host
 		for _, vs := range c.query {
@@ -123,7 +136,38 @@ func (c *Client) Create(ctx context.Context, creationURL string, size int64, met
 	if err != nil {
 		return "", err
 	}
-	loc := a.Header.Get("Location")
+	return c.location(creationURL, a.Header.Get("Location"))
+}
+
+// CreateWithUpload makes a new upload of all of f at the creation URL with f's bytes in the
+// creation request (TUS's creation-with-upload), and returns the upload's absolute URL and
+// the offset the server answered (all of f, unless it kept only a part).
+func (c *Client) CreateWithUpload(ctx context.Context, creationURL string, f *uploader.File, meta map[string]string, progress func(int64)) (string, int64, error) {
+	h := http.Header{"Upload-Length": {strconv.FormatInt(f.Size, 10)}}
+	if m := EncodeMetadata(meta); m != "" {
+		h.Set("Upload-Metadata", m)
+	}
+	body := uploader.NewFileBody(f, 0, f.Size).WithType("application/offset+octet-stream")
+	if progress != nil {
+		body.WithProgress(progress)
+	}
+	a, err := c.send(ctx, c.red, &uploader.Request{Method: http.MethodPost, URL: creationURL, Header: h, Body: body, Expect: []int{http.StatusCreated}, What: "tus: create upload with its data"})
+	if err != nil {
+		return "", 0, err
+	}
+	loc, err := c.location(creationURL, a.Header.Get("Location"))
+	if err != nil {
+		return "", 0, err
+	}
+	off, err := strconv.ParseInt(a.Header.Get("Upload-Offset"), 10, 64)
+	if err != nil || off < 0 || off > f.Size {
+		off = 0 // no (or no sane) offset: the server took none of the data
+	}
+	return loc, off, nil
+}
+
+// location resolves a creation answer's Location against the creation URL.
+func (c *Client) location(creationURL, loc string) (string, error) {
 	if loc == "" {
 		return "", uploader.TransientError(errors.New("tus: create upload: answer has no Location"))
 	}
@@ -133,6 +177,37 @@ func (c *Client) Create(ctx context.Context, creationURL string, size int64, met
 		return "", uploader.TransientError(fmt.Errorf("tus: create upload: bad Location %q", c.red.String(loc)))
 	}
 	return base.ResolveReference(ref).String(), nil
+}
+
+// announcesWithUpload reports whether the server lists creation-with-upload in its
+// Tus-Extension (OPTIONS, asked once per Client). A server that refuses OPTIONS (4xx) does
+// not; a failure to ask (a 5xx, the network) is returned, and asked again next time.
+func (c *Client) announcesWithUpload(ctx context.Context, creationURL string) (bool, error) {
+	c.extMu.Lock()
+	known := c.withUploadOK
+	c.extMu.Unlock()
+	if known != 0 {
+		return known > 0, nil
+	}
+	a, err := c.send(ctx, c.red, &uploader.Request{Method: http.MethodOptions, URL: creationURL, What: "tus: ask the server's extensions"})
+	var se *uploader.StatusError
+	switch {
+	case errors.As(err, &se) && se.StatusCode >= 400 && se.StatusCode < 500 && se.StatusCode != http.StatusTooManyRequests:
+		known = -1
+	case err != nil:
+		return false, err
+	default:
+		known = -1
+		for _, e := range strings.Split(a.Header.Get("Tus-Extension"), ",") {
+			if strings.TrimSpace(e) == "creation-with-upload" {
+				known = 1
+			}
+		}
+	}
+	c.extMu.Lock()
+	c.withUploadOK = known
+	c.extMu.Unlock()
+	return known > 0, nil
 }
 
 // Offset asks the server (HEAD) how many bytes of the upload it holds. It returns ErrGone when

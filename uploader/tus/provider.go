@@ -22,6 +22,11 @@ type Options struct {
 	Headers map[string]string `yaml:"headers" chute:"secret_values"`
 	// Metadata is added to every upload's Upload-Metadata besides filename and filetype.
 	Metadata map[string]string `yaml:"metadata"`
+	// CreationWithUpload sends a file of up to 1 MiB in its creation request where the
+	// server announces TUS's creation-with-upload: one request instead of two, and no
+	// checkpoint. Off by default: a crash between that request and the result's record sends
+	// the file again, and the server keeps a second complete copy.
+	CreationWithUpload bool `yaml:"creation_with_upload"`
 }
 
 // Type is the `tus` provider type: any TUS 1.0 server; endpoint is its creation URL.
@@ -64,13 +69,22 @@ func New(env uploader.Env, opts Options) (*Provider, error) {
 		}
 		u.User = nil // sent as a header, to every request, rather than lost on the first redirect or Location
 	}
+	var withUpload int64
+	if opts.CreationWithUpload {
+		withUpload = withUploadMax
+	}
 	return &Provider{
 		endpoint: u.String(),
 		client: NewClient(ClientOptions{HTTP: env.Client, Header: h, ChunkSize: opts.ChunkSize,
-			Redactor: uploader.NewRedactor(secrets...), Endpoint: u.String()}),
+			Redactor: uploader.NewRedactor(secrets...), Endpoint: u.String(), CreationWithUpload: withUpload}),
 		meta: opts.Metadata,
 	}, nil
 }
+
+// withUploadMax is the largest file the provider sends in its creation request (with
+// creation_with_upload, where the server announces the extension): what a crash before the
+// result is recorded can send twice stays small.
+const withUploadMax = 1 << 20
 
 // checkpoint is what the provider saves: the upload's URL once it exists.
 type checkpoint struct {
@@ -109,6 +123,29 @@ func (c *Client) Transfer(ctx context.Context, creationURL string, job *uploader
 			offset = off
 		}
 	}
+	if *uploadURL == "" && c.sendsWithCreation(job.File.Size) {
+		ok, err := c.announcesWithUpload(ctx, creationURL)
+		if err != nil {
+			return err
+		}
+		if ok {
+			loc, off, err := c.CreateWithUpload(ctx, creationURL, job.File, meta, job.Progress)
+			if err != nil {
+				return err
+			}
+			*uploadURL = loc
+			if off == job.File.Size {
+				// All of it in one request: there is nothing left to resume, so nothing to
+				// save; the engine records the result next.
+				job.ReportProgress(off)
+				return nil
+			}
+			if err := save(ctx); err != nil {
+				return err
+			}
+			offset = off
+		}
+	}
 	if *uploadURL == "" {
 		loc, err := c.Create(ctx, creationURL, job.File.Size, meta)
 		if err != nil {
@@ -131,6 +168,12 @@ func (c *Client) Transfer(ctx context.Context, creationURL string, job *uploader
 		return err
 	}
 	return nil
+}
+
+// sendsWithCreation says whether a file of size goes in its creation request, where the
+// server allows it: small (CreationWithUpload), not empty, and within one chunk.
+func (c *Client) sendsWithCreation(size int64) bool {
+	return size > 0 && size <= c.withUpload && (c.chunk == 0 || size <= c.chunk)
 }
 
 func lastSegment(u string) string {

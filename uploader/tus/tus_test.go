@@ -334,3 +334,96 @@ func TestTrickledPatchAnswer(t *testing.T) {
 		t.Fatalf("trickled PATCH answer: %v after %v, want a transient error within seconds", err, time.Since(start))
 	}
 }
+
+// With creation_with_upload, a small file goes in its creation request where tusd announces
+// the extension: one POST with the data, no PATCH, no checkpoint; the extensions are asked
+// once per provider. Without the option (the conformance tests), nothing changes.
+func TestSmallFileInCreationRequest(t *testing.T) {
+	srv := startServer(t)
+	client := uploader.NewClient(uploader.ClientOptions{})
+	defer client.CloseIdle()
+	p, err := tus.New(uploader.Env{Name: "own", Endpoint: srv.URL, Client: client},
+		tus.Options{Headers: map[string]string{"Authorization": secret}, CreationWithUpload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for i, size := range []int64{4096, 1 << 20} {
+		path := uploadertest.MakeFile(t, dir, fmt.Sprintf("small%d.mp4", i), size)
+		f := uploadertest.OpenFile(t, path)
+		saved := 0
+		res, err := p.Upload(context.Background(), &uploader.Job{File: f, Save: func(context.Context, []byte) error { saved++; return nil }})
+		if err != nil {
+			t.Fatalf("upload %d bytes: %v", size, err)
+		}
+		uploadertest.SameBytes(t, harness(srv, 0), res, path)
+		if saved != 0 {
+			t.Errorf("%d-byte file: %d checkpoints saved, want none (nothing to resume)", size, saved)
+		}
+	}
+	seen := map[string]int{}
+	for _, r := range srv.Faults.Requests() {
+		seen[r.Method]++
+	}
+	if seen["OPTIONS"] != 1 || seen["POST"] != 2 || seen["PATCH"] != 0 {
+		t.Fatalf("requests %v, want 1 OPTIONS, 2 POST, no PATCH", seen)
+	}
+	// Above the limit: a POST, the checkpoint, a PATCH.
+	path := uploadertest.MakeFile(t, dir, "large.mp4", 1<<20+1)
+	saved := 0
+	res, err := p.Upload(context.Background(), &uploader.Job{File: uploadertest.OpenFile(t, path), Save: func(context.Context, []byte) error { saved++; return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uploadertest.SameBytes(t, harness(srv, 0), res, path)
+	seen = map[string]int{}
+	for _, r := range srv.Faults.Requests() {
+		seen[r.Method]++
+	}
+	if saved != 1 || seen["POST"] != 3 || seen["PATCH"] != 1 {
+		t.Fatalf("large file: %d checkpoints, requests %v; want 1 checkpoint, 3 POST, 1 PATCH", saved, seen)
+	}
+}
+
+// A server that does not announce creation-with-upload gets a POST and a PATCH, as before.
+func TestNoCreationWithUploadWhereNotAnnounced(t *testing.T) {
+	h, err := tustest.NewHandler(tustest.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Method]++
+		mu.Unlock()
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Tus-Resumable", "1.0.0")
+			w.Header().Set("Tus-Version", "1.0.0")
+			w.Header().Set("Tus-Extension", "creation,termination")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.Method == http.MethodPost && r.ContentLength > 0 {
+			http.Error(w, "no creation-with-upload here", http.StatusBadRequest)
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	defer hs.Close()
+	client := uploader.NewClient(uploader.ClientOptions{})
+	defer client.CloseIdle()
+	p, err := tus.New(uploader.Env{Endpoint: hs.URL + "/files/", Client: client}, tus.Options{CreationWithUpload: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 1000))
+	for range 2 {
+		if _, err := p.Upload(context.Background(), &uploader.Job{File: f, Save: func(context.Context, []byte) error { return nil }}); err != nil {
+			t.Fatalf("upload: %v", err)
+		}
+	}
+	if seen["OPTIONS"] != 1 || seen["POST"] != 2 || seen["PATCH"] != 2 {
+		t.Fatalf("requests %v, want 1 OPTIONS, 2 POST, 2 PATCH", seen)
+	}
+}

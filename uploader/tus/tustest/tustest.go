@@ -178,9 +178,10 @@ func (s *Server) Stall(on bool) { s.Faults.Stall(on) }
 // tests can interrupt an upload half-way.
 func (s *Server) Throttle(bytesPerSecond int64) { s.Faults.Throttle(bytesPerSecond) }
 
-// Stats returns the uploads created and the PATCH bytes tusd read.
+// Stats returns the uploads created and the upload bytes tusd read (PATCH bodies, and POST
+// bodies of creation-with-upload).
 func (s *Server) Stats() uploadertest.Stats {
-	return uploadertest.Stats{Created: int(s.created.Load()), BytesReceived: s.Faults.BodyBytes(http.MethodPatch)}
+	return uploadertest.Stats{Created: int(s.created.Load()), BytesReceived: s.Faults.BodyBytes(http.MethodPatch) + s.Faults.BodyBytes(http.MethodPost)}
 }
 
 // Stored opens the data of the upload with the given id.

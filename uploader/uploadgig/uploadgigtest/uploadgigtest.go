@@ -283,11 +283,7 @@ func (s *Server) LockLogins(d time.Duration) {
 func (s *Server) ExpireActions() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	past := time.Now().Add(-time.Second)
-	for k, id := range s.identities {
-		id.expires = past
-		s.identities[k] = id
-	}
+	uploadertest.ExpireAll(s.identities, func(id *identity, at time.Time) { id.expires = at })
 }
 
 // SetActionTTL changes how long the actions issued from now on are valid.

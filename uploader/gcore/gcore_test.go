@@ -103,28 +103,12 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func class(err error) uploader.Class {
-	c, _ := uploader.Classify(err)
-	return c
-}
+func class(err error) uploader.Class { return uploadertest.ClassOf(err) }
 
-// wantError fails t unless err has class c and its message holds every part.
+// wantError fails t unless err has class c and its message holds every part, and no secret.
 func wantError(t testing.TB, err error, c uploader.Class, parts ...string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("upload succeeded; want a %v error", c)
-	}
-	if got := class(err); got != c {
-		t.Fatalf("error classed %v, want %v: %v", got, c, err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not say %q", err, p)
-		}
-	}
-	if strings.Contains(err.Error(), apiKey) {
-		t.Errorf("error shows the API key: %v", err)
-	}
+	uploadertest.WantError(t, err, c, apiKey, parts...)
 }
 
 func sameBytes(t testing.TB, srv *gcoretest.Server, res uploader.Result, path string) {

@@ -1,20 +1,19 @@
 package redgifs_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/redgifs"
 	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 )
 
@@ -115,19 +114,8 @@ func benchFile(b *testing.B) (string, int64) {
 // peakRSS is the process's peak resident set (VmHWM), or the Go runtime's memory from the
 // OS where /proc is missing.
 func peakRSS(b *testing.B) uint64 {
-	if runtime.GOOS == "linux" {
-		if f, err := os.Open("/proc/self/status"); err == nil {
-			defer f.Close()
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-					kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-					if err == nil {
-						return kb << 10
-					}
-				}
-			}
-		}
+	if n := uploadertest.PeakRSS(); n > 0 {
+		return uint64(n)
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)

@@ -2,11 +2,8 @@ package redgifs_test
 
 import (
 	"context"
-	"crypto/rand"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -27,7 +24,7 @@ import (
 //	go test -run '^$' -bench Upload -benchtime 1x ./uploader/redgifs/
 func BenchmarkUpload(b *testing.B) {
 	s3 := s3test.StartWith(b, s3test.Options{Direct: os.Getenv("CHUTE_BENCH_RELAY") != "1"})
-	path, size := benchFile(b)
+	path, size := uploadertest.BenchFile(b, 1024)
 	client := uploader.NewClient(uploader.ClientOptions{})
 	defer client.CloseIdle()
 	ctx := context.Background()
@@ -80,35 +77,6 @@ func BenchmarkUpload(b *testing.B) {
 	b.ReportMetric(putTime.Seconds()/curlTime.Seconds(), "upload-only/curl")
 	b.ReportMetric(hashTime.Seconds()/n, "digests-s")
 	b.ReportMetric(float64(peakRSS(b))/(1<<20), "peak-RSS-MiB")
-}
-
-// benchFile writes a file of $CHUTE_BENCH_MB MiB (default 1024) of random bytes and removes
-// it when the benchmark ends.
-func benchFile(b *testing.B) (string, int64) {
-	b.Helper()
-	mb := 1024
-	if v, err := strconv.Atoi(os.Getenv("CHUTE_BENCH_MB")); err == nil && v > 0 {
-		mb = v
-	}
-	path := filepath.Join(b.TempDir(), "bench.mp4")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	chunk := make([]byte, 1<<20)
-	if _, err := rand.Read(chunk); err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < mb; i++ {
-		chunk[0], chunk[1] = byte(i), byte(i>>8) // no two MiB alike
-		if _, err := f.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return path, int64(mb) << 20
 }
 
 // peakRSS is the process's peak resident set (VmHWM), or the Go runtime's memory from the

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -51,3 +52,16 @@ func PeakRSS() int64 {
 // ResetPeakRSS starts VmHWM again from the current RSS (Linux: clear_refs 5; elsewhere
 // nothing), so that PeakRSS measures what follows.
 func ResetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// BenchFile writes bench.mp4 in b's temporary folder: $CHUTE_BENCH_MB MiB (defaultMB when
+// unset) of random bytes, and returns its path and size.
+func BenchFile(b *testing.B, defaultMB int) (string, int64) {
+	b.Helper()
+	mb := defaultMB
+	if v, err := strconv.Atoi(os.Getenv("CHUTE_BENCH_MB")); err == nil && v > 0 {
+		mb = v
+	}
+	path := filepath.Join(b.TempDir(), "bench.mp4")
+	RandomFile(b, path, int64(mb)<<20)
+	return path, int64(mb) << 20
+}

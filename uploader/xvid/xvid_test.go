@@ -33,12 +33,6 @@ func startEmulator(t testing.TB, edit func(*xvidtest.Options)) *xvidtest.Server 
 	return xvidtest.StartTest(t, o)
 }
 
-func newClient(t testing.TB) *uploader.Client {
-	c := uploader.NewClient(uploader.ClientOptions{})
-	t.Cleanup(c.CloseIdle)
-	return c
-}
-
 // newProvider returns a provider pointed at srv that polls every 20ms; edit changes its
 // options.
 func newProvider(t testing.TB, srv *xvidtest.Server, client *uploader.Client, edit func(*xvid.Options)) *xvid.Provider {

@@ -113,17 +113,25 @@ const defaultMaxAnswer = 16 << 20
 // redacted URL, body and message. Every error is passed through r.Redactor. A context error
 // comes back as it is.
 func (c *Client) Send(ctx context.Context, r *Request) (*Answer, error) {
-	a, err := c.send(ctx, r)
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
+	return finish(ctx, r, c.send)
+}
+
+// finish runs step (send or stream) and gives its error the form Send and Stream promise:
+// the context's own error when ctx ended, else the error prefixed with r.What and passed
+// through r.Redactor. What step returned beside an error (Send's answer) is kept.
+func finish[T any](ctx context.Context, r *Request, step func(context.Context, *Request) (T, error)) (T, error) {
+	v, err := step(ctx, r)
+	if err == nil {
+		return v, nil
 	}
-	if err != nil {
-		if r.What != "" {
-			err = &whatError{what: r.What, err: err}
-		}
-		return a, r.Redactor.Error(err)
+	if ctx.Err() != nil {
+		var zero T
+		return zero, ctx.Err()
 	}
-	return a, nil
+	if r.What != "" {
+		err = &whatError{what: r.What, err: err}
+	}
+	return v, r.Redactor.Error(err)
 }
 
 // whatError prefixes an error with the step it happened in.
@@ -136,32 +144,51 @@ func (e *whatError) Error() string { return e.what + ": " + e.err.Error() }
 func (e *whatError) Unwrap() error { return e.err }
 
 func (c *Client) send(ctx context.Context, r *Request) (*Answer, error) {
-	req, err := c.prepare(ctx, r)
+	req, resp, err := c.exchange(ctx, r)
 	if err != nil {
 		return nil, err
+	}
+	a, f, err := judge(req, resp, r)
+	if err != nil {
+		return nil, err
+	}
+	if f.Failed {
+		return a, faultError(req.Method, req.URL.String(), a, f, r.Redactor)
+	}
+	if r.Out != nil {
+		if err := decodeAnswer(a, r.Decode, r.Out); err != nil {
+			return a, TransientError(fmt.Errorf("%s %s: decode answer: %w", req.Method, RedactURL(req.URL.String()), err))
+		}
+	}
+	return a, nil
+}
+
+// exchange prepares r's request, waits for the pacer and sends it: the part of a call that
+// Send and Stream share up to the answer's head.
+func (c *Client) exchange(ctx context.Context, r *Request) (*http.Request, *http.Response, error) {
+	req, err := c.prepare(ctx, r)
+	if err != nil {
+		return nil, nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	target := req.URL.String()
+	return req, resp, nil
+}
+
+// judge reads resp whole and classes it: the default reading of its status, changed by
+// r.Errors, the provider's decoder.
+func judge(req *http.Request, resp *http.Response, r *Request) (*Answer, Fault, error) {
 	a, err := readAnswer(resp, r.maxAnswer())
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, RedactURL(target), err)
+		return nil, Fault{}, fmt.Errorf("%s %s: %w", req.Method, RedactURL(req.URL.String()), err)
 	}
 	f := defaultFault(a, r.Expect)
 	if r.Errors != nil {
 		r.Errors(a, &f)
 	}
-	if f.Failed {
-		return a, faultError(req.Method, target, a, f, r.Redactor)
-	}
-	if r.Out != nil {
-		if err := decodeAnswer(a, r.Decode, r.Out); err != nil {
-			return a, TransientError(fmt.Errorf("%s %s: decode answer: %w", req.Method, RedactURL(target), err))
-		}
-	}
-	return a, nil
+	return a, f, nil
 }
 
 // prepare builds r's HTTP request (URL and query, headers, body with its length and

@@ -2,7 +2,6 @@ package uploader
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"slices"
 )
@@ -16,43 +15,24 @@ import (
 // returned as Send's classed error. The caller closes the body; its reads are bounded by the
 // client's AnswerTimeout.
 func (c *Client) Stream(ctx context.Context, r *Request) (*http.Response, error) {
-	resp, err := c.stream(ctx, r)
-	if err != nil && ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	if err != nil {
-		if r.What != "" {
-			err = &whatError{what: r.What, err: err}
-		}
-		return nil, r.Redactor.Error(err)
-	}
-	return resp, nil
+	return finish(ctx, r, c.stream)
 }
 
 func (c *Client) stream(ctx context.Context, r *Request) (*http.Response, error) {
-	req, err := c.prepare(ctx, r)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
+	req, resp, err := c.exchange(ctx, r)
 	if err != nil {
 		return nil, err
 	}
 	if r.Expect == nil && resp.StatusCode >= 200 && resp.StatusCode < 300 || slices.Contains(r.Expect, resp.StatusCode) {
 		return resp, nil
 	}
-	target := req.URL.String()
-	a, err := readAnswer(resp, r.maxAnswer())
+	a, f, err := judge(req, resp, r)
 	if err != nil {
-		return nil, fmt.Errorf("%s %s: %w", req.Method, RedactURL(target), err)
-	}
-	f := defaultFault(a, r.Expect)
-	if r.Errors != nil {
-		r.Errors(a, &f)
+		return nil, err
 	}
 	if !f.Failed {
 		// The decoder calls it a success, but it is not one of Expect: nothing to stream.
 		f.Failed, f.Class = true, Transient
 	}
-	return nil, faultError(req.Method, target, a, f, r.Redactor)
+	return nil, faultError(req.Method, req.URL.String(), a, f, r.Redactor)
 }

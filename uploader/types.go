@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -84,6 +85,27 @@ func OneLine(key, value string, secret bool) []FieldError {
 		return []FieldError{{Key: key, Msg: "must be one line"}}
 	}
 	return nil
+}
+
+// NotNegative checks an option where 0 stands for a default or for "none" (a duration, a
+// size): a negative v gets msg, or "must be positive" when msg is ""; otherwise nil.
+func NotNegative[N ~int | ~int64](key string, v N, msg string) []FieldError {
+	if v >= 0 {
+		return nil
+	}
+	if msg == "" {
+		msg = "must be positive"
+	}
+	return []FieldError{{Key: key, Msg: msg}}
+}
+
+// OneOf checks an option that takes one of a few words: "" (the default) or one of
+// allowed, else the problem naming them.
+func OneOf(key, value string, allowed ...string) []FieldError {
+	if value == "" || slices.Contains(allowed, value) {
+		return nil
+	}
+	return []FieldError{{Key: key, Msg: fmt.Sprintf("%q is not one of %s", value, strings.Join(allowed, ", "))}}
 }
 
 // CheckOptions returns the problems opts's Validate finds (when it has one) as one error

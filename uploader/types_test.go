@@ -71,6 +71,21 @@ func TestNewTypeOneLineCheckOptions(t *testing.T) {
 	if got := uploader.OneLine("k", "fine value", true); got != nil {
 		t.Errorf("a good value: %v", got)
 	}
+	if got := uploader.NotNegative("d", -1, ""); len(got) != 1 || got[0].Key != "d" || got[0].Msg != "must be positive" {
+		t.Errorf("NotNegative(-1) = %v", got)
+	}
+	if got := uploader.NotNegative("n", int64(-5), "must not be negative (0: none)"); len(got) != 1 || got[0].Msg != "must not be negative (0: none)" {
+		t.Errorf("NotNegative with a message = %v", got)
+	}
+	if got := uploader.NotNegative("d", 0, ""); got != nil {
+		t.Errorf("NotNegative(0) = %v", got)
+	}
+	if got := uploader.OneOf("wait", "soon", "uploaded", "ready"); len(got) != 1 || got[0].Msg != `"soon" is not one of uploaded, ready` {
+		t.Errorf("OneOf(soon) = %v", got)
+	}
+	if uploader.OneOf("wait", "", "uploaded") != nil || uploader.OneOf("wait", "ready", "uploaded", "ready") != nil {
+		t.Error("OneOf refused the default or an allowed word")
+	}
 	if err := uploader.CheckOptions(struct{}{}); err != nil {
 		t.Errorf("options without Validate: %v", err)
 	}

@@ -108,6 +108,24 @@ func (d *daemon) stop(t *testing.T) {
 	}
 }
 
+// makeInbox creates dir/inbox, the watched folder of a test's config.
+func makeInbox(t *testing.T, dir string) string {
+	t.Helper()
+	inbox := filepath.Join(dir, "inbox")
+	if err := os.MkdirAll(inbox, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return inbox
+}
+
+// writeSecret writes a provider's secret file (a token, a password), one line, private.
+func writeSecret(t *testing.T, path, secret string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func writeConfig(t *testing.T, dir, text string) string {
 	t.Helper()
 	p := filepath.Join(dir, "chute.yaml")

@@ -33,13 +33,8 @@ func redgifsSetup(t *testing.T, opts redgifstest.Options, token, extra string) (
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rg.Close() })
-	inbox = filepath.Join(dir, "inbox")
-	if err := os.MkdirAll(inbox, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	inbox = makeInbox(t, dir)
+	writeSecret(t, filepath.Join(dir, "token"), token)
 	cfg = writeConfig(t, dir, fmt.Sprintf(`
 state: %s/state.db
 providers:

@@ -29,13 +29,8 @@ func startUploadGig(t *testing.T, opts uploadgigtest.Options, extra string) (srv
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	inbox = filepath.Join(dir, "inbox")
-	if err := os.MkdirAll(inbox, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "pass"), []byte(ugPass+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	inbox = makeInbox(t, dir)
+	writeSecret(t, filepath.Join(dir, "pass"), ugPass)
 	cfg = writeConfig(t, dir, fmt.Sprintf(`
 state: %s/state.db
 providers:

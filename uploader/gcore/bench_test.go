@@ -2,8 +2,6 @@ package gcore_test
 
 import (
 	"context"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +15,7 @@ import (
 	"github.com/chute-dev/chute/uploader/gcore/gcoretest"
 	"github.com/chute-dev/chute/uploader/tus"
 	"github.com/chute-dev/chute/uploader/tus/tustest"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 )
 
 // timing sums the time spent in API requests (/streaming/) and in everything else (TUS).
@@ -56,25 +55,6 @@ func timedClient(b *testing.B) (*uploader.Client, *timing) {
 	return c, tm
 }
 
-// makeRandomFile writes size pseudo-random bytes (incompressible, no sparse holes).
-func makeRandomFile(b *testing.B, path string, size int64) {
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	r := rand.NewChaCha8([32]byte{1})
-	if _, err := io.CopyN(f, r, size); err != nil {
-		b.Fatal(err)
-	}
-	// Flushed now, so that its write-back does not slow the first upload measured.
-	if err := f.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-}
-
 // emptyDir removes what an emulator stored, so that b.N uploads do not fill the disk.
 func emptyDir(b *testing.B, dir string) {
 	entries, _ := os.ReadDir(dir)
@@ -91,7 +71,7 @@ func emptyDir(b *testing.B, dir string) {
 func BenchmarkUpload1GiB(b *testing.B) {
 	const size = 1 << 30
 	path := filepath.Join(b.TempDir(), "big.mp4")
-	makeRandomFile(b, path, size)
+	uploadertest.RandomFile(b, path, size)
 
 	for _, chunk := range []struct {
 		name string

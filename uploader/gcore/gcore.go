@@ -97,34 +97,16 @@ func DefaultOptions() Options {
 // Validate reports every option with a value Gcore or chute cannot use. A zero Wait,
 // PollInterval or MaxWait stands for its default.
 func (o Options) Validate() []uploader.FieldError {
-	var errs []uploader.FieldError
-	switch {
-	case strings.TrimSpace(o.APIKey) == "":
-		errs = append(errs, uploader.FieldError{Key: "api_key", Msg: "required (or api_key_file)"})
-	case strings.ContainsAny(o.APIKey, "\r\n\x00"):
-		errs = append(errs, uploader.FieldError{Key: "api_key", Msg: "must be one line (not shown: it is a secret)"})
-	}
-	switch o.Wait {
-	case "", WaitUploaded, WaitViewable, WaitReady:
-	default:
-		errs = append(errs, uploader.FieldError{Key: "wait", Msg: fmt.Sprintf("%q is not one of uploaded, viewable, ready", o.Wait)})
-	}
+	errs := append(uploader.OneLine("api_key", o.APIKey, true), uploader.OneOf("wait", o.Wait, WaitUploaded, WaitViewable, WaitReady)...)
 	if o.DirectoryID < 0 {
 		errs = append(errs, uploader.FieldError{Key: "directory_id", Msg: "must be a directory id (a positive number), or 0 for the root"})
 	}
 	if o.Priority < -10 || o.Priority > 10 {
 		errs = append(errs, uploader.FieldError{Key: "priority", Msg: "must be between -10 (lowest) and 10 (highest)"})
 	}
-	if o.ChunkSize < 0 {
-		errs = append(errs, uploader.FieldError{Key: "chunk_size", Msg: "must not be negative (0 sends the file in one request)"})
-	}
-	if o.PollInterval < 0 {
-		errs = append(errs, uploader.FieldError{Key: "poll_interval", Msg: "must be positive"})
-	}
-	if o.MaxWait < 0 {
-		errs = append(errs, uploader.FieldError{Key: "max_wait", Msg: "must be positive"})
-	}
-	return errs
+	errs = append(errs, uploader.NotNegative("chunk_size", o.ChunkSize, "must not be negative (0 sends the file in one request)")...)
+	errs = append(errs, uploader.NotNegative("poll_interval", o.PollInterval, "")...)
+	return append(errs, uploader.NotNegative("max_wait", o.MaxWait, "")...)
 }
 
 // Type is the `gcore` provider type.

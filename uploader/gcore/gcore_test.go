@@ -42,12 +42,6 @@ func startEmulator(t testing.TB, opts gcoretest.Options) *gcoretest.Server {
 	return srv
 }
 
-func newClient(t testing.TB) *uploader.Client {
-	c := uploader.NewClient(uploader.ClientOptions{})
-	t.Cleanup(c.CloseIdle)
-	return c
-}
-
 // newProvider returns a provider pointed at srv that polls every 20ms; edit changes its
 // options.
 func newProvider(t testing.TB, srv *gcoretest.Server, client *uploader.Client, edit func(*gcore.Options)) *gcore.Provider {
@@ -103,28 +97,12 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func class(err error) uploader.Class {
-	c, _ := uploader.Classify(err)
-	return c
-}
+func class(err error) uploader.Class { return uploadertest.ClassOf(err) }
 
-// wantError fails t unless err has class c and its message holds every part.
+// wantError fails t unless err has class c and its message holds every part, and no secret.
 func wantError(t testing.TB, err error, c uploader.Class, parts ...string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("upload succeeded; want a %v error", c)
-	}
-	if got := class(err); got != c {
-		t.Fatalf("error classed %v, want %v: %v", got, c, err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not say %q", err, p)
-		}
-	}
-	if strings.Contains(err.Error(), apiKey) {
-		t.Errorf("error shows the API key: %v", err)
-	}
+	uploadertest.WantError(t, err, c, apiKey, parts...)
 }
 
 func sameBytes(t testing.TB, srv *gcoretest.Server, res uploader.Result, path string) {
@@ -186,7 +164,7 @@ func TestResult(t *testing.T) {
 	for _, array := range []bool{false, true} {
 		t.Run(map[bool]string{false: "object", true: "array"}[array], func(t *testing.T) {
 			srv := startEmulator(t, gcoretest.Options{CreateAsArray: array})
-			p := newProvider(t, srv, newClient(t), func(o *gcore.Options) {
+			p := newProvider(t, srv, uploadertest.NewClient(t), func(o *gcore.Options) {
 				o.Description, o.DirectoryID, o.Priority = "from chute", 7, -3
 			})
 			path := uploadertest.MakeFile(t, t.TempDir(), "holiday.mp4", 300<<10)
@@ -227,7 +205,7 @@ func TestResult(t *testing.T) {
 
 func TestIframeURLBuiltWhenEmpty(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{NoIframeURL: true})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e engine
 	res, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	if err != nil {
@@ -258,7 +236,7 @@ func TestAPIErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startEmulator(t, gcoretest.Options{})
-			client := newClient(t)
+			client := uploadertest.NewClient(t)
 			p := newProvider(t, srv, client, func(o *gcore.Options) {
 				if tc.key != "" {
 					o.APIKey = tc.key
@@ -296,7 +274,7 @@ func TestAPIErrors(t *testing.T) {
 
 func TestFieldErrors(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	// A file called ".url" gives a video with no name, which Gcore refuses.
 	path := filepath.Join(t.TempDir(), ".url")
 	if err := os.WriteFile(path, []byte("https://example.com/a.mp4\n"), 0o600); err != nil {
@@ -310,7 +288,7 @@ func TestFieldErrors(t *testing.T) {
 func TestTranscodeError(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
 	srv.FailTranscode("Unsupported video codec: prores")
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "odd.mov", 4<<10)))
 	wantError(t, err, uploader.Permanent, "could not process video", "Unsupported video codec: prores")
@@ -333,7 +311,7 @@ func TestCopyFromURL(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startEmulator(t, gcoretest.Options{})
-			p := newProvider(t, srv, newClient(t), nil)
+			p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 			var e engine
 			res, err := e.Upload(t, p, writeURLFile(t, "Summer Film.url", tc.content))
 			if err != nil {
@@ -355,7 +333,7 @@ func TestCopyFromURL(t *testing.T) {
 
 func TestCopyFromURLWaitUploaded(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
 	var e engine
 	res, err := e.Upload(t, p, writeURLFile(t, "a.url", "https://example.com/a.mp4"))
 	if err != nil {
@@ -368,7 +346,7 @@ func TestCopyFromURLWaitUploaded(t *testing.T) {
 
 func TestCopyFromURLDownloadFails(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e engine
 	_, err := e.Upload(t, p, writeURLFile(t, "gone.url", "https://example.com/fail/gone.mp4\n"))
 	wantError(t, err, uploader.Permanent, "could not download the original file", "Failed to download the original file")
@@ -389,7 +367,7 @@ func TestCopyFromURLRefused(t *testing.T) {
 		{"too big", "https://example.com/" + strings.Repeat("a", 5000) + ".mp4", "at most 4096 bytes"},
 	}
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var e engine
@@ -424,7 +402,7 @@ func failFirstAttempt(t *testing.T, srv *gcoretest.Server, p uploader.Provider, 
 
 func TestExpiredTokenIsReplaced(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "late.mp4", 64<<10)
 	f := uploadertest.OpenFile(t, path)
 	e := failFirstAttempt(t, srv, p, f)
@@ -442,7 +420,7 @@ func TestExpiredTokenIsReplaced(t *testing.T) {
 
 func TestOldTokenIsNotUsed(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var mu sync.Mutex
 	now := time.Now()
 	gcore.SetClock(p, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
@@ -464,7 +442,7 @@ func TestOldTokenIsNotUsed(t *testing.T) {
 
 func TestTokenRefusedTwiceIsPermanent(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{TokenTTL: time.Nanosecond}) // every token arrives expired
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "x.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "refused a new upload token", "token expired")
@@ -480,7 +458,7 @@ func TestUploadServerFailover(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				srv := startEmulator(t, gcoretest.Options{})
 				srv.FailUpload(bad, fault)
-				p := newProvider(t, srv, newClient(t), nil)
+				p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 				path := uploadertest.MakeFile(t, t.TempDir(), "f.mp4", 2<<20)
 				var e engine
 				res, err := e.Upload(t, p, uploadertest.OpenFile(t, path))
@@ -523,7 +501,7 @@ func interruptAfterUpload(t *testing.T, srv *gcoretest.Server, p uploader.Provid
 
 func TestResumeAfterUploadOnlyPolls(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "done.mp4", 3<<20)
 	f := uploadertest.OpenFile(t, path)
 	e := interruptAfterUpload(t, srv, p, f)
@@ -545,7 +523,7 @@ func TestResumeAfterUploadOnlyPolls(t *testing.T) {
 
 func TestTransientErrorWhilePolling(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "p.mp4", 1<<20)
 	f := uploadertest.OpenFile(t, path)
 	srv.SetStep(time.Hour)
@@ -569,7 +547,7 @@ func TestTransientErrorWhilePolling(t *testing.T) {
 
 func TestVideoDeletedWhileWaiting(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "d.mp4", 1<<10))
 	e := interruptAfterUpload(t, srv, p, f)
 	if !srv.DeleteVideo(e.videoID(t)) {
@@ -584,7 +562,7 @@ func TestVideoDeletedWhileWaiting(t *testing.T) {
 
 func TestVideoDeletedBeforeUpload(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "d.mp4", 1<<10))
 	e := failFirstAttempt(t, srv, p, f)
 	if !srv.DeleteVideo(e.videoID(t)) {
@@ -599,7 +577,7 @@ func TestVideoDeletedBeforeUpload(t *testing.T) {
 
 func TestWaitUploaded(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: time.Hour})
-	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitUploaded })
 	path := uploadertest.MakeFile(t, t.TempDir(), "u.mp4", 1<<20)
 	var e engine
 	res, err := e.Upload(t, p, uploadertest.OpenFile(t, path))
@@ -614,7 +592,7 @@ func TestWaitUploaded(t *testing.T) {
 
 func TestWaitReady(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: 50 * time.Millisecond})
-	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitReady })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *gcore.Options) { o.Wait = gcore.WaitReady })
 	var e engine
 	res, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "r.mp4", 1<<10)))
 	if err != nil {
@@ -627,7 +605,7 @@ func TestWaitReady(t *testing.T) {
 
 func TestMaxWait(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{Step: time.Hour})
-	p := newProvider(t, srv, newClient(t), func(o *gcore.Options) { o.MaxWait = 100 * time.Millisecond })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *gcore.Options) { o.MaxWait = 100 * time.Millisecond })
 	var e engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "slow.mp4", 1<<10)))
 	wantError(t, err, uploader.Permanent, `still "pending"`, "processing took too long", "max_wait")
@@ -635,7 +613,7 @@ func TestMaxWait(t *testing.T) {
 
 func TestRateLimiterIsShared(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	// Three requests, then none for an hour: two jobs must share them.
 	gcore.SetLimiter(p, rate.NewLimiter(rate.Every(time.Hour), 3))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -665,7 +643,7 @@ func TestRateLimiterIsShared(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	srv := startEmulator(t, gcoretest.Options{})
-	client := newClient(t)
+	client := uploadertest.NewClient(t)
 	if err := newProvider(t, srv, client, nil).Check(context.Background()); err != nil {
 		t.Errorf("Check with the right key: %v", err)
 	}
@@ -683,7 +661,7 @@ func TestOptions(t *testing.T) {
 		t.Fatalf("defaults %+v", o)
 	}
 	o.APIKey = apiKey
-	if _, err := typ.New(uploader.Env{Name: "gc", Client: newClient(t)}, o); err != nil {
+	if _, err := typ.New(uploader.Env{Name: "gc", Client: uploadertest.NewClient(t)}, o); err != nil {
 		t.Errorf("New with the default endpoint: %v", err)
 	}
 
@@ -708,7 +686,7 @@ func TestOptions(t *testing.T) {
 		if len(errs) != 1 || errs[0].Key != tc.key {
 			t.Errorf("%s: Validate gave %+v", tc.key, errs)
 		}
-		if _, err := gcore.New(uploader.Env{Client: newClient(t)}, o); err == nil || !strings.Contains(err.Error(), tc.key) {
+		if _, err := gcore.New(uploader.Env{Client: uploadertest.NewClient(t)}, o); err == nil || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s: New gave %v", tc.key, err)
 		} else if strings.Contains(err.Error(), "a\nb") {
 			t.Errorf("New shows the key: %v", err)
@@ -719,7 +697,7 @@ func TestOptions(t *testing.T) {
 	if errs := good.Validate(); len(errs) != 0 {
 		t.Errorf("defaults with a key: %+v", errs)
 	}
-	if _, err := gcore.New(uploader.Env{Endpoint: "ftp://x", Client: newClient(t)}, good); err == nil {
+	if _, err := gcore.New(uploader.Env{Endpoint: "ftp://x", Client: uploadertest.NewClient(t)}, good); err == nil {
 		t.Error("New took an ftp endpoint")
 	}
 }

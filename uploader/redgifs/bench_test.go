@@ -1,20 +1,16 @@
 package redgifs_test
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
 	"os"
-	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chute-dev/chute/uploader"
 	"github.com/chute-dev/chute/uploader/redgifs"
 	"github.com/chute-dev/chute/uploader/redgifs/redgifstest"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 	"github.com/chute-dev/chute/uploader/uploadertest/s3test"
 )
 
@@ -28,7 +24,7 @@ import (
 //	go test -run '^$' -bench Upload -benchtime 1x ./uploader/redgifs/
 func BenchmarkUpload(b *testing.B) {
 	s3 := s3test.StartWith(b, s3test.Options{Direct: os.Getenv("CHUTE_BENCH_RELAY") != "1"})
-	path, size := benchFile(b)
+	path, size := uploadertest.BenchFile(b, 1024)
 	client := uploader.NewClient(uploader.ClientOptions{})
 	defer client.CloseIdle()
 	ctx := context.Background()
@@ -83,51 +79,11 @@ func BenchmarkUpload(b *testing.B) {
 	b.ReportMetric(float64(peakRSS(b))/(1<<20), "peak-RSS-MiB")
 }
 
-// benchFile writes a file of $CHUTE_BENCH_MB MiB (default 1024) of random bytes and removes
-// it when the benchmark ends.
-func benchFile(b *testing.B) (string, int64) {
-	b.Helper()
-	mb := 1024
-	if v, err := strconv.Atoi(os.Getenv("CHUTE_BENCH_MB")); err == nil && v > 0 {
-		mb = v
-	}
-	path := filepath.Join(b.TempDir(), "bench.mp4")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	chunk := make([]byte, 1<<20)
-	if _, err := rand.Read(chunk); err != nil {
-		b.Fatal(err)
-	}
-	for i := 0; i < mb; i++ {
-		chunk[0], chunk[1] = byte(i), byte(i>>8) // no two MiB alike
-		if _, err := f.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return path, int64(mb) << 20
-}
-
 // peakRSS is the process's peak resident set (VmHWM), or the Go runtime's memory from the
 // OS where /proc is missing.
 func peakRSS(b *testing.B) uint64 {
-	if runtime.GOOS == "linux" {
-		if f, err := os.Open("/proc/self/status"); err == nil {
-			defer f.Close()
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-					kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-					if err == nil {
-						return kb << 10
-					}
-				}
-			}
-		}
+	if n := uploadertest.PeakRSS(); n > 0 {
+		return uint64(n)
 	}
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)

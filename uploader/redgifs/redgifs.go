@@ -102,15 +102,8 @@ func (o Options) Validate() []uploader.FieldError {
 			errs = append(errs, uploader.FieldError{Key: fmt.Sprintf("niches[%d]", i), Msg: "must not be empty"})
 		}
 	}
-	switch o.Wait {
-	case "", WaitUploaded, WaitEncoded:
-	default:
-		errs = append(errs, uploader.FieldError{Key: "wait", Msg: fmt.Sprintf("%q is not one of uploaded, encoded", o.Wait)})
-	}
-	if o.MaxWait < 0 {
-		errs = append(errs, uploader.FieldError{Key: "max_wait", Msg: "must be positive"})
-	}
-	return errs
+	errs = append(errs, uploader.OneOf("wait", o.Wait, WaitUploaded, WaitEncoded)...)
+	return append(errs, uploader.NotNegative("max_wait", o.MaxWait, "")...)
 }
 
 // bareToken is the token without the spaces around it and the scheme it may be pasted with

@@ -1,22 +1,19 @@
 package uploadgig_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/chute-dev/chute/uploader"
+	"github.com/chute-dev/chute/uploader/uploadertest"
 	"github.com/chute-dev/chute/uploader/uploadgig"
 	"github.com/chute-dev/chute/uploader/uploadgig/uploadgigtest"
 )
@@ -34,7 +31,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	}
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "big clip.mp4")
-	makeRandomFile(b, path, size)
+	uploadertest.RandomFile(b, path, size)
 	srv, err := uploadgigtest.Start(uploadgigtest.Options{Discard: true, User: user, Pass: pass, QuotaMB: 1 << 30, LoginsPerMinute: 1 << 20})
 	if err != nil {
 		b.Fatal(err)
@@ -54,7 +51,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		}
 		defer f.Close()
 		runtime.GC()
-		resetPeakRSS()
+		uploadertest.ResetPeakRSS()
 		b.SetBytes(size)
 		b.ResetTimer()
 		for range b.N {
@@ -64,7 +61,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-RSS-MiB")
+		b.ReportMetric(float64(uploadertest.PeakRSS())/(1<<20), "peak-RSS-MiB")
 	})
 
 	b.Run("curl", func(b *testing.B) {
@@ -109,41 +106,4 @@ func benchAction(b *testing.B, srv *uploadgigtest.Server) string {
 		b.Fatalf("login: %v", err)
 	}
 	return a.Result.Action
-}
-
-// makeRandomFile writes size pseudo-random bytes (incompressible, no sparse holes), flushed.
-func makeRandomFile(b *testing.B, path string, size int64) {
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{7}), size); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// resetPeakRSS resets this process's VmHWM (Linux: clear_refs 5).
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// peakRSS is this process's VmHWM in bytes, 0 where /proc has none.
-func peakRSS() int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }

@@ -76,13 +76,8 @@ func DefaultOptions() Options {
 // default; a zero LoginInterval does not space logins (they still go one at a time).
 func (o Options) Validate() []uploader.FieldError {
 	errs := append(uploader.OneLine("user", o.User, false), uploader.OneLine("pass", o.Pass, true)...)
-	if o.RateLimitWait < 0 {
-		errs = append(errs, uploader.FieldError{Key: "rate_limit_wait", Msg: "must be positive"})
-	}
-	if o.LoginInterval < 0 {
-		errs = append(errs, uploader.FieldError{Key: "login_interval", Msg: "must not be negative (0: logins are not spaced)"})
-	}
-	return errs
+	errs = append(errs, uploader.NotNegative("rate_limit_wait", o.RateLimitWait, "")...)
+	return append(errs, uploader.NotNegative("login_interval", o.LoginInterval, "must not be negative (0: logins are not spaced)")...)
 }
 
 // Type is the `uploadgig` provider type.

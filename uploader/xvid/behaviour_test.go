@@ -20,7 +20,7 @@ import (
 // Eight uploads at once through one provider share one access token: one token request.
 func TestOneTokenForConcurrentUploads(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	dir := t.TempDir()
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
@@ -56,7 +56,7 @@ func TestOneTokenForConcurrentUploads(t *testing.T) {
 // on; a token about to expire by Xvid's expires_in is renewed before it is used.
 func TestTokenRenewal(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var offset atomic.Int64
 	xvid.SetClock(p, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
 	dir := t.TempDir()
@@ -90,7 +90,7 @@ func TestTokenRenewal(t *testing.T) {
 // expires_in as a number is read as well as the string of Xvid's example.
 func TestExpiresInNumber(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.ExpiresInNumber = true; o.TokenTTL = time.Hour })
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var offset atomic.Int64
 	xvid.SetClock(p, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
 	dir := t.TempDir()
@@ -110,7 +110,7 @@ func TestExpiresInNumber(t *testing.T) {
 // with Xvid's code and a hint at the scope.
 func TestWriteScopeMissing(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
 	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, xvidtest.CodeScope, "mediahub_write", "scope")
@@ -122,7 +122,7 @@ func TestWriteScopeMissing(t *testing.T) {
 // Xvid's error answers: 400 and 404 are permanent, 500 transient, the code in the message.
 func TestAPIErrors(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	dir := t.TempDir()
 	var e uploadertest.Engine
 	if _, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "warm.mp4", 10))); err != nil {
@@ -138,7 +138,7 @@ func TestAPIErrors(t *testing.T) {
 		wantError(t, err, c.class, fmt.Sprint(c.status), xvidtest.CodeInternal, "create the upload record")
 	}
 	// An unknown pipeline: Xvid's 404, in words.
-	p2 := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.PipelineID = "ffffffffffffffffffffffff" })
+	p2 := newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.PipelineID = "ffffffffffffffffffffffff" })
 	var e2 uploadertest.Engine
 	_, err := e2.Upload(t, p2, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "nopipe.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "404", xvidtest.CodeNotFound, "does not exist")
@@ -147,7 +147,7 @@ func TestAPIErrors(t *testing.T) {
 // Wrong client credentials are permanent at once, in words, without the secret.
 func TestBadClient(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.ClientSecret = "nope-" + clientSecret })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.ClientSecret = "nope-" + clientSecret })
 	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "client_id", "client_secret", `"xv"`)
@@ -157,7 +157,7 @@ func TestBadClient(t *testing.T) {
 	if err := p.Check(context.Background()); err == nil || !uploader.IsPermanent(err) {
 		t.Errorf("Check with a wrong secret: %v", err)
 	}
-	if err := newProvider(t, srv, newClient(t), nil).Check(context.Background()); err != nil {
+	if err := newProvider(t, srv, uploadertest.NewClient(t), nil).Check(context.Background()); err != nil {
 		t.Errorf("Check: %v", err)
 	}
 }
@@ -166,7 +166,7 @@ func TestBadClient(t *testing.T) {
 // one form POST, the file in S3 byte for byte, and nothing left unfinished.
 func TestResumeAfterFormPost(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "clip.mp4", 3<<20)
 	f := uploadertest.OpenFile(t, path)
 	srv.HoldFinish(true)
@@ -237,7 +237,7 @@ func checkResult(t *testing.T, srv *xvidtest.Server, res uploader.Result) {
 // upload record and delivers the file with it.
 func TestExpiredForm(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.PolicyTTL = time.Second })
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	path := uploadertest.MakeFile(t, t.TempDir(), "late.mp4", 1<<10)
 	f := uploadertest.OpenFile(t, path)
 	var e uploadertest.Engine
@@ -261,7 +261,7 @@ func TestExpiredForm(t *testing.T) {
 // S3 errors are read into words: a 500 from the S3 front is transient with S3's code.
 func TestS3Errors(t *testing.T) {
 	srv := startEmulator(t, nil)
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	f := uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 1<<10))
 	srv.FailUploads(1, 500)
 	var e uploadertest.Engine
@@ -288,7 +288,7 @@ func TestS3Errors(t *testing.T) {
 func TestCompletionFails(t *testing.T) {
 	srv := startEmulator(t, nil)
 	srv.FailCompletion("pipeline refused the file: unsupported container")
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "unsupported container", xvidtest.CodeInternal)
@@ -297,7 +297,7 @@ func TestCompletionFails(t *testing.T) {
 // A COMPLETING upload past max_wait fails for good, saying so.
 func TestMaxWait(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.Completing = time.Hour })
-	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.MaxWait = 200 * time.Millisecond })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.MaxWait = 200 * time.Millisecond })
 	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "COMPLETING", "max_wait")
@@ -317,7 +317,7 @@ func TestObjectKeys(t *testing.T) {
 		{"uploads/{date}/{stem}.{ext}", "a/clip one.mp4", "", "uploads/2026-03-04/clip one.mp4", ""},
 		{"{dir}/{name}", "clip one.mp4", "720h", "clip one.mp4", "expires_at="},
 	} {
-		p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.ObjectKey, o.ExpiresAfter = c.tmpl, c.expires })
+		p := newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.ObjectKey, o.ExpiresAfter = c.tmpl, c.expires })
 		path := uploadertest.MakeFile(t, t.TempDir(), "clip one.mp4", 10)
 		f := uploadertest.OpenFile(t, path)
 		f.RelPath, f.ModTime = c.rel, mod
@@ -382,14 +382,14 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.Echo = true })
 	dir := t.TempDir()
 	wrong := "nope+" + clientSecret
-	p := newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.ClientSecret = wrong })
+	p := newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.ClientSecret = wrong })
 	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "a.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "Invalid client credentials")
 	if strings.Contains(err.Error(), wrong) || strings.Contains(err.Error(), url.QueryEscape(wrong)) {
 		t.Errorf("the error shows the client secret: %v", err)
 	}
-	p = newProvider(t, srv, newClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
+	p = newProvider(t, srv, uploadertest.NewClient(t), func(o *xvid.Options) { o.Scope = "mediahub" })
 	var e2 uploadertest.Engine
 	_, err = e2.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, dir, "b.mp4", 10)))
 	wantError(t, err, uploader.Permanent, "mediahub_write")
@@ -410,7 +410,7 @@ func TestEchoedSecretsRedacted(t *testing.T) {
 // A file larger than the upload form's policy allows fails for good before a byte is sent.
 func TestFileTooLargeForForm(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.MaxSize = 1000 })
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var e uploadertest.Engine
 	_, err := e.Upload(t, p, uploadertest.OpenFile(t, uploadertest.MakeFile(t, t.TempDir(), "big.mp4", 1001)))
 	wantError(t, err, uploader.Permanent, "1001 bytes", "0 to 1000 bytes")
@@ -427,7 +427,7 @@ func TestFileTooLargeForForm(t *testing.T) {
 // renewed at every call.
 func TestShortLivedToken(t *testing.T) {
 	srv := startEmulator(t, func(o *xvidtest.Options) { o.TokenTTL = 60 * time.Second })
-	p := newProvider(t, srv, newClient(t), nil)
+	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	var offset atomic.Int64
 	xvid.SetClock(p, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
 	dir := t.TempDir()

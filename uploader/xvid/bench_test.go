@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -66,41 +63,6 @@ func (b *timedBody) Close() error {
 	return err
 }
 
-// makeRandomFile writes size pseudo-random bytes (incompressible, no sparse holes), synced.
-func makeRandomFile(b *testing.B, path string, size int64) {
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := io.CopyN(f, rand.NewChaCha8([32]byte{1}), size); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Sync(); err != nil {
-		b.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-}
-
-// peakRSS returns the process's peak resident set (VmHWM) in bytes, 0 where unknown.
-func peakRSS() int64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-// resetPeakRSS starts VmHWM again from the current RSS (Linux: clear_refs 5).
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
 // BenchmarkUpload1GiB sends a 1 GiB file to MinIO (the stand-in with CHUTE_TEST_NO_MINIO=1)
 // through the whole provider (token, upload record, form POST, finish, poll) and, in the same
 // run, with `curl -F` posting the same kind of form (a fresh upload record's fields, the file
@@ -110,7 +72,7 @@ func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) 
 func BenchmarkUpload1GiB(b *testing.B) {
 	const size = 1 << 30
 	path := filepath.Join(b.TempDir(), "big.mp4")
-	makeRandomFile(b, path, size)
+	uploadertest.RandomFile(b, path, size)
 	s3 := s3test.StartWith(b, s3test.Options{Direct: true})
 	srv, err := xvidtest.Start(xvidtest.Options{ClientID: clientID, ClientSecret: clientSecret, S3: s3, Direct: true, Completing: time.Millisecond})
 	if err != nil {
@@ -135,7 +97,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer f.Close()
-		resetPeakRSS()
+		uploadertest.ResetPeakRSS()
 		b.SetBytes(size)
 		b.ResetTimer()
 		for range b.N {
@@ -151,7 +113,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		b.StopTimer()
 		b.ReportMetric(tm.s3.Seconds()/float64(b.N), "post-s/op")
 		b.ReportMetric(float64(tm.api.Microseconds())/1000/float64(b.N), "api-ms/op")
-		b.ReportMetric(float64(peakRSS())/(1<<20), "peak-rss-MiB")
+		b.ReportMetric(float64(uploadertest.PeakRSS())/(1<<20), "peak-rss-MiB")
 	})
 
 	b.Run("curl", func(b *testing.B) {

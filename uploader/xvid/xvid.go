@@ -90,20 +90,9 @@ func DefaultOptions() Options {
 // Validate reports every option with a value Xvid or chute cannot use. A zero Scope,
 // ObjectKey, PollInterval or MaxWait stands for its default.
 func (o Options) Validate() []uploader.FieldError {
-	var errs []uploader.FieldError
+	errs := append(uploader.OneLine("client_id", o.ClientID, false), uploader.OneLine("client_secret", o.ClientSecret, true)...)
 	add := func(key, format string, args ...any) {
 		errs = append(errs, uploader.FieldError{Key: key, Msg: fmt.Sprintf(format, args...)})
-	}
-	if strings.TrimSpace(o.ClientID) == "" {
-		add("client_id", "required")
-	} else if strings.ContainsAny(o.ClientID, "\r\n\x00") {
-		add("client_id", "must be one line")
-	}
-	switch {
-	case strings.TrimSpace(o.ClientSecret) == "":
-		add("client_secret", "required (or client_secret_file)")
-	case strings.ContainsAny(o.ClientSecret, "\r\n\x00"):
-		add("client_secret", "must be one line (not shown: it is a secret)")
 	}
 	if id := strings.TrimSpace(o.PipelineID); id == "" {
 		add("pipeline_id", "required: the id of the MediaHub pipeline the files go into")
@@ -123,13 +112,8 @@ func (o Options) Validate() []uploader.FieldError {
 	if _, _, err := expiresAfter(o.ExpiresAfter); err != nil {
 		add("expires_after", "%v", err)
 	}
-	if o.PollInterval < 0 {
-		add("poll_interval", "must be positive")
-	}
-	if o.MaxWait < 0 {
-		add("max_wait", "must be positive")
-	}
-	return errs
+	errs = append(errs, uploader.NotNegative("poll_interval", o.PollInterval, "")...)
+	return append(errs, uploader.NotNegative("max_wait", o.MaxWait, "")...)
 }
 
 // scopes checks a comma-separated scope list and returns it tidied.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"strings"
 	"testing"
 	"time"
 
@@ -32,12 +31,6 @@ func startEmulator(t testing.TB, edit func(*xvidtest.Options)) *xvidtest.Server 
 		edit(&o)
 	}
 	return xvidtest.StartTest(t, o)
-}
-
-func newClient(t testing.TB) *uploader.Client {
-	c := uploader.NewClient(uploader.ClientOptions{})
-	t.Cleanup(c.CloseIdle)
-	return c
 }
 
 // newProvider returns a provider pointed at srv that polls every 20ms; edit changes its
@@ -105,29 +98,12 @@ func stepOf(cp []byte) string {
 	return c.Step
 }
 
-func class(err error) uploader.Class {
-	c, _ := uploader.Classify(err)
-	return c
-}
+func class(err error) uploader.Class { return uploadertest.ClassOf(err) }
 
 // wantError fails t unless err has class c and its message holds every part, and no secret.
 func wantError(t testing.TB, err error, c uploader.Class, parts ...string) {
 	t.Helper()
-	if err == nil {
-		t.Fatalf("upload succeeded; want a %v error", c)
-	}
-	t.Logf("error (%v): %v", class(err), err)
-	if got := class(err); got != c {
-		t.Fatalf("error classed %v, want %v: %v", got, c, err)
-	}
-	for _, p := range parts {
-		if !strings.Contains(err.Error(), p) {
-			t.Errorf("error %q does not say %q", err, p)
-		}
-	}
-	if strings.Contains(err.Error(), clientSecret) {
-		t.Errorf("error shows the client secret: %v", err)
-	}
+	uploadertest.WantError(t, err, c, clientSecret, parts...)
 }
 
 func sameBytes(t testing.TB, srv *xvidtest.Server, res uploader.Result, path string) {

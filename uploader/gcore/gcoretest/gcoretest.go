@@ -341,11 +341,7 @@ func (s *Server) SetStep(d time.Duration) {
 func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	past := time.Now().Add(-time.Second)
-	for k, t := range s.tokens {
-		t.expires = past
-		s.tokens[k] = t
-	}
+	uploadertest.ExpireAll(s.tokens, func(t *token, at time.Time) { t.expires = at })
 }
 
 // DeleteVideo removes a video and its tokens, as a user deleting it in Gcore's portal does.

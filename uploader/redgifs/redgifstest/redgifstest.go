@@ -475,20 +475,9 @@ func (s *Server) rateLimit(w http.ResponseWriter) bool {
 	return true
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(append(b, '\n'))
-}
-
 // writeError answers {"error": inner}: RedGIFs' error object, whose inner keys vary.
 func writeError(w http.ResponseWriter, code int, inner map[string]any) {
-	writeJSON(w, code, map[string]any{"error": inner})
+	uploadertest.WriteJSON(w, code, map[string]any{"error": inner})
 }
 
 var md5Hex = regexp.MustCompile(`^[0-9a-fA-F]{32}$`)
@@ -595,7 +584,7 @@ func (s *Server) ticketAnswer(w http.ResponseWriter, r *http.Request) {
 	if s.opts.Shape == Shape2023 {
 		answer["status"] = view.Status
 	}
-	writeJSON(w, http.StatusOK, answer)
+	uploadertest.WriteJSON(w, http.StatusOK, answer)
 }
 
 // signedURL presigns a PUT of key (expired already when expired is set) and points it at
@@ -689,7 +678,7 @@ func (s *Server) ticketStatus(w http.ResponseWriter, r *http.Request) {
 		answer["error"] = t.Error
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, answer)
+	uploadertest.WriteJSON(w, http.StatusOK, answer)
 }
 
 // submitFields are the keys POST /v2/gifs/submit takes: the official ones and those
@@ -785,7 +774,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	s.counters.GifsCreated++
 	duration := max(1, t.Size/(250<<10)) // as if 2 Mbit/s
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"id": g.ID, "duration": duration})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]any{"id": g.ID, "duration": duration})
 }
 
 // gifStatus is GET /v1/gifs/fetch/status/{id}.
@@ -815,7 +804,7 @@ func (s *Server) gifStatus(w http.ResponseWriter, r *http.Request) {
 		answer[key], answer["progress"] = "complete", 100
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, answer)
+	uploadertest.WriteJSON(w, http.StatusOK, answer)
 }
 
 // relayHandler forwards PUTs to the bucket after AWS S3's own checks.

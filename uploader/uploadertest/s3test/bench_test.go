@@ -7,10 +7,10 @@ import (
 	"mime/multipart"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/chute-dev/chute/uploader/uploadertest"
 )
 
 // benchOptions: MinIO without the relay, unless CHUTE_BENCH_RELAY=1 asks for it.
@@ -18,36 +18,11 @@ func benchOptions() Options {
 	return Options{Direct: os.Getenv("CHUTE_BENCH_RELAY") != "1"}
 }
 
-// benchFile writes a file of $CHUTE_BENCH_MB MiB (default 256) of random-looking bytes.
-func benchFile(b *testing.B) (string, int64) {
-	b.Helper()
-	mb := 256
-	if v, err := strconv.Atoi(os.Getenv("CHUTE_BENCH_MB")); err == nil && v > 0 {
-		mb = v
-	}
-	path := filepath.Join(b.TempDir(), "bench.mp4")
-	f, err := os.Create(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	chunk := randomBytes(b, 1<<20)
-	for i := 0; i < mb; i++ {
-		chunk[0] = byte(i) // no two MiB alike
-		if _, err := f.Write(chunk); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		b.Fatal(err)
-	}
-	return path, int64(mb) << 20
-}
-
 // BenchmarkPut streams a file to a presigned URL with net/http, then with curl -T, to the
 // same server: the ratio is what a provider's PUT can hope for.
 func BenchmarkPut(b *testing.B) {
 	s := StartWith(b, benchOptions())
-	path, size := benchFile(b)
+	path, size := uploadertest.BenchFile(b, 256)
 	ctx := context.Background()
 	var goTime, curlTime time.Duration
 	b.SetBytes(size)
@@ -92,7 +67,7 @@ func BenchmarkPut(b *testing.B) {
 // posts the same fields with curl -F, to the same server.
 func BenchmarkPost(b *testing.B) {
 	s := StartWith(b, benchOptions())
-	path, size := benchFile(b)
+	path, size := uploadertest.BenchFile(b, 256)
 	var goTime, curlTime time.Duration
 	b.SetBytes(size)
 	for i := 0; i < b.N; i++ {

@@ -76,10 +76,10 @@ func (rc *recorder) wrap(next http.Handler) http.Handler {
 		}
 		body := &countingReader{r: r.Body}
 		r.Body = body
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &uploadertest.StatusRecorder{ResponseWriter: w}
 		start := time.Now()
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, info)))
-		status := sw.status
+		status := sw.Code
 		if info.broken {
 			status = 0
 		}
@@ -123,28 +123,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 }
 
 func (c *countingReader) Close() error { return c.r.Close() }
-
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.ResponseWriter.Write(p)
-}
-
-// Unwrap lets http.ResponseController reach the connection (the reverse proxy flushes).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // relay is an HTTP reverse proxy in front of MinIO (which runs in another process), so that
 // a test can cut a client's connection mid-request, stall requests and read the request log,

@@ -33,7 +33,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html"
@@ -283,11 +282,7 @@ func (s *Server) LockLogins(d time.Duration) {
 func (s *Server) ExpireActions() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	past := time.Now().Add(-time.Second)
-	for k, id := range s.identities {
-		id.expires = past
-		s.identities[k] = id
-	}
+	uploadertest.ExpireAll(s.identities, func(id *identity, at time.Time) { id.expires = at })
 }
 
 // SetActionTTL changes how long the actions issued from now on are valid.
@@ -430,7 +425,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if s.opts.CodeAsNumber {
 		codeJSON, _ = strconv.Atoi(code)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"code": codeJSON, "result": result})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]any{"code": codeJSON, "result": result})
 }
 
 // writeFault is an injected failure as the platform's web server shows one: an HTML page.
@@ -440,20 +435,9 @@ func writeFault(w http.ResponseWriter, code int) {
 	fmt.Fprintf(w, "<html><body><h1>%d %s</h1></body></html>\n", code, http.StatusText(code))
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_, _ = w.Write(b)
-}
-
 // answer writes an upload answer: the object keyed "0".
 func answer(w http.ResponseWriter, fields map[string]any) {
-	writeJSON(w, http.StatusOK, map[string]any{"0": fields})
+	uploadertest.WriteJSON(w, http.StatusOK, map[string]any{"0": fields})
 }
 
 // refuse reads the rest of the body, as the platform's PHP does before its script runs, and

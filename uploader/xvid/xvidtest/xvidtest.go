@@ -396,11 +396,7 @@ func (s *Server) FailCompletion(msg string) {
 func (s *Server) ExpireTokens() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	past := time.Now().Add(-time.Second)
-	for k, t := range s.tokens {
-		t.expires = past
-		s.tokens[k] = t
-	}
+	uploadertest.ExpireAll(s.tokens, func(t *token, at time.Time) { t.expires = at })
 }
 
 // Counters returns what the emulator has seen.

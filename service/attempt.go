@@ -139,7 +139,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		d.m.uploadEnded(pr.cfg.Name, sent.Load()-job.Sent, false, 0)
 		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
 	}
-	pr.gate.succeeded(d.log.With("provider", pr.cfg.Name))
+	pr.gate.succeeded()
 	sum := job.SHA256
 	if dg != nil {
 		if sum, err = dg.finish(f); err != nil {
@@ -158,6 +158,13 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		d.forget(job.Path)
 		return d.end(job, log, store.Failed, fmt.Sprintf("superseded: the file changed during its upload (the copy at %s may be incomplete); its new content is uploaded as a new job", uploader.RedactURL(res.URL)))
 	}
+	// record puts the finished upload in a job: its result, its hash, the attempt that did it.
+	record := func(j *store.Job) {
+		j.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
+		j.SHA256, j.Sent, j.LastError = sum, j.Size, ""
+		j.Attempts++
+		j.State, j.StartedAt, j.NextAttempt = store.Uploading, startedAt, time.Time{}
+	}
 	if d.after(job) == configs.AfterKeep && !gone {
 		// The result is recorded with the done state, in one commit after the sidecar
 		// (finish): the file stays where it is, so a crash before that commit finds the
@@ -165,20 +172,12 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		// the provider's checkpoint and finds the upload complete. Only a file sent whole in
 		// one request (TUS creation-with-upload, small files) and whose sidecar a power loss
 		// also took is sent again.
-		job.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
-		job.SHA256, job.Sent, job.LastError = sum, job.Size, ""
-		job.Attempts++
-		job.State, job.StartedAt, job.NextAttempt = store.Uploading, startedAt, time.Time{}
+		record(&job)
 		log.Info("uploaded", "url", uploader.RedactURL(res.URL), "size", job.Size, "seconds", elapsed.Seconds())
 		return d.finish(ctx, pr, job, log)
 	}
 	job, err = d.update(context.WithoutCancel(ctx), id, func(j *store.Job) error {
-		j.Result = &store.Result{ID: res.ID, URL: res.URL, Extra: res.Extra}
-		j.SHA256 = sum
-		j.Sent = j.Size
-		j.Attempts++
-		j.LastError = ""
-		j.State, j.StartedAt, j.NextAttempt = store.Uploading, startedAt, time.Time{}
+		record(j)
 		return nil
 	})
 	if err != nil {
@@ -187,7 +186,7 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		return d.later(d.dbBackoff())
 	}
 	log.Info("uploaded", "url", uploader.RedactURL(res.URL), "size", job.Size, "seconds", elapsed.Seconds())
-	if gone && d.after(job) == "keep" {
+	if gone && d.after(job) == configs.AfterKeep {
 		// The bytes were read through the open handle, so the copy is whole; but there is
 		// nothing to write a sidecar beside.
 		log.Warn("the file was deleted during its upload; the uploaded copy is complete, no sidecar was written")
@@ -356,22 +355,21 @@ func (d *Daemon) attemptFailed(ctx context.Context, job store.Job, pr *providerR
 		return d.later(d.dbBackoff())
 	}
 	class, after := uploader.Classify(err)
-	d.m.failed(pr.cfg.Name, class, err)
+	d.m.failed(pr.cfg.Name, class)
 	msg := d.scrub.text(err.Error())
-	plog := d.log.With("provider", pr.cfg.Name)
 	switch class {
 	case uploader.Permanent:
 		job.Attempts++ // the provider refused this try
 		return d.fail(job, pr, log, msg)
 	case uploader.RateLimited:
 		wait := d.capWait(after, d.backoff(1))
-		pr.gate.rateLimited(wait, msg, plog)
+		pr.gate.rateLimited(wait, msg)
 		return d.waitWithProvider(ctx, job, log, sent, "rate-limited", fmt.Sprintf("rate-limited: every job of provider %s waits until %s: %s", pr.cfg.Name, time.Now().Add(wait).Format(time.TimeOnly), msg))
 	case uploader.RetryAfter:
 		wait := d.capWait(after, d.backoff(job.Attempts+1))
 		return d.retryWait(ctx, job, log, sent, wait, msg, false, class)
 	}
-	if pr.gate.failed(job.ID, isConnectionError(err), msg, plog) {
+	if pr.gate.failed(job.ID, isConnectionError(err), msg) {
 		return d.waitWithProvider(ctx, job, log, sent, "unreachable", fmt.Sprintf("waiting: provider %s is unreachable or failing every request: %s", pr.cfg.Name, msg))
 	}
 	if job.Attempts+1 >= pr.cfg.MaxAttempts {

@@ -177,7 +177,7 @@ func (d *Daemon) newProvider(name string, pc *configs.Provider) (*providerRun, e
 	if err != nil {
 		return nil, fmt.Errorf("providers.%s: %s", name, d.scrub.text(err.Error()))
 	}
-	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff), large: make(chan struct{}, pc.Concurrency)}
+	pr := &providerRun{cfg: pc, p: p, q: newQueue(), gate: newGate(d.minBackoff, d.maxBackoff, d.log.With("provider", name)), large: make(chan struct{}, pc.Concurrency)}
 	d.m.provider(name)
 	pr.gate.onPause = func(reason string) { d.m.pauses.WithLabelValues(name, reason).Inc() }
 	if dn, ok := p.(uploader.DigestNeeder); ok {

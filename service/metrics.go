@@ -1,8 +1,6 @@
 package service
 
 import (
-	"errors"
-	"net/http"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -58,7 +56,7 @@ func newMetrics(d *Daemon, version string) *metrics {
 		}, []string{"provider"}),
 		attempts:    counter("upload_attempts_total", "Upload attempts started (a resume after a stop or crash is one too).", "provider"),
 		successes:   counter("upload_successes_total", "Upload attempts that the provider accepted.", "provider"),
-		failures:    counter("upload_failures_total", "Upload attempts that failed, by reason: permanent (the job fails), transient (retried later or the provider is down) or rate_limited (every job of the provider waits).", "provider", "reason"),
+		failures:    counter("upload_failures_total", "Upload attempts that failed, by reason: permanent (the job fails), transient (retried later or the provider is down) or rate_limited (the server said to wait: Retry-After, or a rate limit of the whole account).", "provider", "reason"),
 		retries:     counter("upload_retries_total", "Failed attempts scheduled to be tried again after a backoff.", "provider"),
 		finished:    counter("jobs_finished_total", "Jobs that ended, by state (done or failed).", "provider", "state"),
 		pauses:      counter("provider_pauses_total", "Times a provider was paused, by reason (rate_limited or unreachable).", "provider", "reason"),
@@ -116,17 +114,14 @@ func (m *metrics) uploadEnded(provider string, bytes int64, ok bool, took time.D
 	}
 }
 
-// failed counts a failed attempt by its class: a 429 (Too Many Requests) is rate_limited
-// whether it paused the whole provider or only asked this job to wait.
-func (m *metrics) failed(provider string, class uploader.Class, err error) {
+// failed counts a failed attempt by its class: a server telling chute to wait (a rate limit
+// of the account, or Retry-After on a 429 or 503) is rate_limited.
+func (m *metrics) failed(provider string, class uploader.Class) {
 	reason := reasonTransient
-	var se *uploader.StatusError
-	switch {
-	case class == uploader.Permanent:
+	switch class {
+	case uploader.Permanent:
 		reason = reasonPermanent
-	case class == uploader.RateLimited:
-		reason = reasonRateLimited
-	case errors.As(err, &se) && se.StatusCode == http.StatusTooManyRequests:
+	case uploader.RateLimited, uploader.RetryAfter:
 		reason = reasonRateLimited
 	}
 	m.failures.WithLabelValues(provider, reason).Inc()

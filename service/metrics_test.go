@@ -62,19 +62,18 @@ func TestHealthSaysWhatIsWrong(t *testing.T) {
 }
 
 func TestGateCountsNewPauses(t *testing.T) {
-	g := newGate(10*time.Millisecond, time.Second)
+	g := newGate(10*time.Millisecond, time.Second, slog.New(slog.DiscardHandler))
 	var pauses []string
 	g.onPause = func(r string) { pauses = append(pauses, r) }
-	log := slog.New(slog.DiscardHandler)
-	g.rateLimited(50*time.Millisecond, "429", log)
-	g.rateLimited(80*time.Millisecond, "429 again", log) // made longer: the same pause
+	g.rateLimited(50*time.Millisecond, "429")
+	g.rateLimited(80*time.Millisecond, "429 again") // made longer: the same pause
 	if len(pauses) != 1 || pauses[0] != reasonRateLimited {
 		t.Fatalf("pauses %v", pauses)
 	}
 	time.Sleep(100 * time.Millisecond)
-	g.rateLimited(50*time.Millisecond, "429 later", log)
+	g.rateLimited(50*time.Millisecond, "429 later")
 	for i := range outageAfter {
-		g.failed(uint64(i), true, "refused", log)
+		g.failed(uint64(i), true, "refused")
 	}
 	if len(pauses) != 3 || pauses[1] != reasonRateLimited || pauses[2] != "unreachable" {
 		t.Errorf("pauses %v", pauses)

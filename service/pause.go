@@ -15,6 +15,7 @@ const outageAfter = 3
 // (the account was told to wait) or down (unreachable, or failing every request). It is the
 // one mechanism for both. A wait behind the gate is never an attempt of the job.
 type gate struct {
+	log   *slog.Logger // the provider's
 	mu    sync.Mutex
 	until time.Time
 	kind  string // "rate-limited" or "unreachable" while paused
@@ -35,8 +36,8 @@ type gate struct {
 	onPause func(reason string)
 }
 
-func newGate(min, max time.Duration) *gate {
-	return &gate{wake: make(chan struct{}), failJobs: make(map[uint64]bool), connOnly: true, min: min, max: max}
+func newGate(min, max time.Duration, log *slog.Logger) *gate {
+	return &gate{log: log, wake: make(chan struct{}), failJobs: make(map[uint64]bool), connOnly: true, min: min, max: max}
 }
 
 func (g *gate) changed() {
@@ -96,13 +97,13 @@ func (g *gate) leave() {
 }
 
 // succeeded records an upload that worked: the provider is up.
-func (g *gate) succeeded(log *slog.Logger) {
+func (g *gate) succeeded() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.fails, g.connOnly = 0, true
 	clear(g.failJobs)
 	if g.down {
-		log.Info("provider is back; its queued files go on", "down_for", time.Since(g.downSince).Round(time.Second).String())
+		g.log.Info("provider is back; its queued files go on", "down_for", time.Since(g.downSince).Round(time.Second).String())
 		g.down, g.until, g.kind, g.why = false, time.Time{}, "", ""
 		g.changed()
 	}
@@ -112,7 +113,7 @@ func (g *gate) succeeded(log *slog.Logger) {
 // case the job waits with it instead of using up an attempt. A provider is down after
 // outageAfter failures in a row that came from two jobs or more (one file can be at fault,
 // two cannot both be) or were all connection errors (nothing answered at all).
-func (g *gate) failed(job uint64, connection bool, why string, log *slog.Logger) bool {
+func (g *gate) failed(job uint64, connection bool, why string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	now := time.Now()
@@ -120,7 +121,7 @@ func (g *gate) failed(job uint64, connection bool, why string, log *slog.Logger)
 		g.probe = min(g.probe*2, g.max)
 		g.until, g.why = now.Add(g.probe), why
 		if now.Sub(g.downSince) > 5*time.Minute {
-			log.Warn("provider still unreachable; its files keep waiting", "down_for", now.Sub(g.downSince).Round(time.Second).String(), "next_probe_in", g.probe.Round(time.Second).String(), "err", why)
+			g.log.Warn("provider still unreachable; its files keep waiting", "down_for", now.Sub(g.downSince).Round(time.Second).String(), "next_probe_in", g.probe.Round(time.Second).String(), "err", why)
 		}
 		g.changed()
 		return true
@@ -136,13 +137,13 @@ func (g *gate) failed(job uint64, connection bool, why string, log *slog.Logger)
 	if g.onPause != nil {
 		g.onPause("unreachable")
 	}
-	log.Warn("provider is unreachable or failing every request; its files wait while chute probes it", "failures", g.fails, "err", why)
+	g.log.Warn("provider is unreachable or failing every request; its files wait while chute probes it", "failures", g.fails, "err", why)
 	g.changed()
 	return true
 }
 
 // rateLimited pauses every job of the provider for wait.
-func (g *gate) rateLimited(wait time.Duration, why string, log *slog.Logger) {
+func (g *gate) rateLimited(wait time.Duration, why string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	until := time.Now().Add(wait)
@@ -156,7 +157,7 @@ func (g *gate) rateLimited(wait time.Duration, why string, log *slog.Logger) {
 		g.kind = "rate-limited"
 	}
 	g.why = why
-	log.Warn("provider is rate-limited; every one of its jobs waits", "wait", wait.Round(time.Second).String(), "until", g.until.Format(time.TimeOnly), "err", why)
+	g.log.Warn("provider is rate-limited; every one of its jobs waits", "wait", wait.Round(time.Second).String(), "until", g.until.Format(time.TimeOnly), "err", why)
 	g.changed()
 }
 

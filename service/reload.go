@@ -36,6 +36,16 @@ func (d *Daemon) Reload(ctx context.Context, cfg *configs.Config) error {
 		return fmt.Errorf("reload: listen cannot change while chute runs (%q to %q); restart chute for that", old.Listen, cfg.Listen)
 	}
 
+	// The new secrets are scrubbed from the first message that could show them (a provider
+	// refusing its options); a refused reload puts the running config's back.
+	d.scrub.set(cfg)
+	applied := false
+	defer func() {
+		if !applied {
+			d.scrub.set(old)
+		}
+	}()
+
 	// Build everything new first: a provider that cannot be built leaves all as it was.
 	providers := make(map[string]*providerRun, len(cfg.Providers))
 	var started, stopped []*providerRun
@@ -101,6 +111,7 @@ func (d *Daemon) Reload(ctx context.Context, cfg *configs.Config) error {
 		default:
 		}
 	}
+	applied = true
 	slices.Sort(added)
 	slices.Sort(changed)
 	slices.Sort(removed)

@@ -7,12 +7,11 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync/atomic"
 
 	"github.com/chute-dev/chute/configs"
+	"github.com/chute-dev/chute/uploader"
 )
-
-// redacted replaces a secret wherever chute would show it.
-const redacted = "[REDACTED]"
 
 // scrubber removes every configured secret (options tagged `chute:"secret"`, the values of
 // options tagged `chute:"secret_values"` such as tus headers, credentials in an endpoint URL)
@@ -20,23 +19,20 @@ const redacted = "[REDACTED]"
 // what they know; this is the engine's net under them, for a server that echoes a secret
 // back in a way a provider did not foresee.
 type scrubber struct {
-	r *strings.Replacer
+	// r replaces every form of every secret; nil when there is none. A reload swaps it.
+	r atomic.Pointer[strings.Replacer]
 }
 
-// minSecret is the shortest value treated as a secret: replacing shorter strings everywhere
-// would mangle every message and hide nothing.
-const minSecret = 4
-
 func newScrubber(cfg *configs.Config) *scrubber {
-	var pairs []string
-	add := func(v string) {
-		if len(v) >= minSecret {
-			pairs = append(pairs, v, redacted)
-			if esc := url.QueryEscape(v); esc != v {
-				pairs = append(pairs, esc, redacted)
-			}
-		}
-	}
+	s := &scrubber{}
+	s.set(cfg)
+	return s
+}
+
+// set makes s scrub the secrets of cfg.
+func (s *scrubber) set(cfg *configs.Config) {
+	var secrets []string
+	add := func(v string) { secrets = append(secrets, v) }
 	add(cfg.ListenToken)
 	for _, p := range cfg.Providers {
 		if u, err := url.Parse(p.Endpoint); err == nil {
@@ -51,10 +47,19 @@ func newScrubber(cfg *configs.Config) *scrubber {
 		}
 		secretValues(reflect.ValueOf(p.Options), add)
 	}
-	if len(pairs) == 0 {
-		return &scrubber{}
+	// The kit knows the forms a server echoes a secret in (escaped, the credential of an
+	// Authorization value, a Basic password), longest first; a Replacer scrubs them all in
+	// one pass over each line.
+	forms := uploader.NewRedactor(secrets...).Secrets()
+	if len(forms) == 0 {
+		s.r.Store(nil)
+		return
 	}
-	return &scrubber{r: strings.NewReplacer(pairs...)}
+	pairs := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		pairs = append(pairs, f, uploader.Redacted)
+	}
+	s.r.Store(strings.NewReplacer(pairs...))
 }
 
 // secretValues calls add with every secret in an options struct.
@@ -80,12 +85,7 @@ func secretValues(v reflect.Value, add func(string)) {
 			add(fv.String())
 		case hasTag(tags, "secret_values") && fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
 			for _, k := range fv.MapKeys() {
-				val := fv.MapIndex(k).String()
-				add(val)
-				// "Bearer xyz": the token alone may be echoed too.
-				if _, tok, ok := strings.Cut(val, " "); ok {
-					add(strings.TrimSpace(tok))
-				}
+				add(fv.MapIndex(k).String())
 			}
 		case fv.Kind() == reflect.Struct:
 			secretValues(fv, add)
@@ -104,17 +104,15 @@ func hasTag(tags []string, want string) bool {
 
 // text returns s without secrets.
 func (s *scrubber) text(v string) string {
-	if s == nil || s.r == nil {
+	r := s.r.Load()
+	if r == nil {
 		return v
 	}
-	return s.r.Replace(v)
+	return r.Replace(v)
 }
 
 // handler wraps h so that no log line carries a secret, in its message or its attributes.
 func (s *scrubber) handler(h slog.Handler) slog.Handler {
-	if s.r == nil {
-		return h
-	}
 	return &scrubHandler{h: h, s: s}
 }
 

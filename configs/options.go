@@ -23,6 +23,9 @@ type optField struct {
 	v        reflect.Value
 	required bool
 	secret   bool
+	// secretValues marks a map whose values are secrets (`chute:"secret_values"`: tus
+	// headers); the map itself is an ordinary key.
+	secretValues bool
 }
 
 // optFields lists the fields of struct value v by their YAML key: the `yaml` tag's name, or
@@ -54,6 +57,8 @@ func optFields(v reflect.Value) []optField {
 				f.required = true
 			case "secret":
 				f.secret = true
+			case "secret_values":
+				f.secretValues = true
 			}
 		}
 		out = append(out, f)
@@ -162,6 +167,30 @@ func (l *loader) options(info TypeInfo, path string, line int, pairs []pair) any
 		}
 	}
 	return opts
+}
+
+// Secrets returns the secret values of a filled options struct (a pointer to it): its fields
+// tagged `chute:"secret"` and the values of its maps tagged `chute:"secret_values"`, as the
+// loader reads those tags. Empty values are left out.
+func Secrets(opts any) []string {
+	rv := reflect.ValueOf(opts)
+	if !rv.IsValid() || rv.Kind() != reflect.Pointer || rv.IsNil() || rv.Elem().Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for _, f := range optFields(rv.Elem()) {
+		switch {
+		case f.secret && f.v.Kind() == reflect.String && f.v.String() != "":
+			out = append(out, f.v.String())
+		case f.secretValues && f.v.Kind() == reflect.Map && f.v.Type().Elem().Kind() == reflect.String:
+			for _, k := range f.v.MapKeys() {
+				if v := f.v.MapIndex(k).String(); v != "" {
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // isZero reports whether a field counts as not set: its zero value, or an empty list or map.

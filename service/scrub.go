@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync/atomic"
 
@@ -45,7 +44,7 @@ func (s *scrubber) set(cfg *configs.Config) {
 				}
 			}
 		}
-		secretValues(reflect.ValueOf(p.Options), add)
+		secrets = append(secrets, configs.Secrets(p.Options)...)
 	}
 	// The kit knows the forms a server echoes a secret in (escaped, the credential of an
 	// Authorization value, a Basic password), longest first; a Replacer scrubs them all in
@@ -60,46 +59,6 @@ func (s *scrubber) set(cfg *configs.Config) {
 		pairs = append(pairs, f, uploader.Redacted)
 	}
 	s.r.Store(strings.NewReplacer(pairs...))
-}
-
-// secretValues calls add with every secret in an options struct.
-func secretValues(v reflect.Value, add func(string)) {
-	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
-		if v.IsNil() {
-			return
-		}
-		v = v.Elem()
-	}
-	if v.Kind() != reflect.Struct {
-		return
-	}
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		sf, fv := t.Field(i), v.Field(i)
-		if !sf.IsExported() {
-			continue
-		}
-		tags := strings.Split(sf.Tag.Get("chute"), ",")
-		switch {
-		case hasTag(tags, "secret") && fv.Kind() == reflect.String:
-			add(fv.String())
-		case hasTag(tags, "secret_values") && fv.Kind() == reflect.Map && fv.Type().Elem().Kind() == reflect.String:
-			for _, k := range fv.MapKeys() {
-				add(fv.MapIndex(k).String())
-			}
-		case fv.Kind() == reflect.Struct:
-			secretValues(fv, add)
-		}
-	}
-}
-
-func hasTag(tags []string, want string) bool {
-	for _, t := range tags {
-		if strings.TrimSpace(t) == want {
-			return true
-		}
-	}
-	return false
 }
 
 // text returns s without secrets.

@@ -635,18 +635,14 @@ func (d *Daemon) worker(ctx context.Context, pr *providerRun) {
 				return
 			}
 		}
-		if !pr.gate.enter() {
-			// Paused between the wait and the pop: the job keeps its place.
-			if large {
-				<-pr.large
-			}
-			pr.q.pushFront(id, q.size)
-			continue
-		}
-		next := d.process(ctx, pr, id)
-		pr.gate.leave()
+		next, ran := d.attempt(ctx, pr, id)
 		if large {
 			<-pr.large
+		}
+		if !ran {
+			// Paused between the wait and the pop: the job keeps its place.
+			pr.q.pushFront(id, q.size)
+			continue
 		}
 		if next.front && ctx.Err() == nil {
 			pr.q.pushFront(id, q.size) // still scheduled: it keeps its place
@@ -657,6 +653,16 @@ func (d *Daemon) worker(ctx context.Context, pr *providerRun) {
 			d.scheduleAt(store.Job{ID: id, Provider: pr.cfg.Name, Size: q.size}, next.at)
 		}
 	}
+}
+
+// attempt runs job id through the provider's gate; ran is false when the provider was paused
+// meanwhile and nothing was done.
+func (d *Daemon) attempt(ctx context.Context, pr *providerRun, id uint64) (n next, ran bool) {
+	if !pr.gate.enter() {
+		return next{}, false
+	}
+	defer pr.gate.leave()
+	return d.process(ctx, pr, id), true
 }
 
 // ErrNoCheck is CheckProvider's answer for a provider type that cannot test its credentials.

@@ -652,6 +652,16 @@ func bucketDown(w http.ResponseWriter, err error) {
 	writeError(w, http.StatusServiceUnavailable, map[string]any{"code": "ServiceUnavailable", "message": "storage unavailable: " + err.Error()})
 }
 
+// polledLocked counts a status poll in polls and flags it when it came closer than 1 s
+// after the last one of the same ticket or gif (at *last). s.mu is held.
+func (s *Server) polledLocked(polls *int, last *time.Time, now time.Time) {
+	*polls++
+	if !last.IsZero() && now.Sub(*last) < time.Second {
+		s.counters.FastPolls++
+	}
+	*last = now
+}
+
 // ticketStatus is GET /v2/upload/{id}/status.
 func (s *Server) ticketStatus(w http.ResponseWriter, r *http.Request) {
 	now := time.Now()
@@ -662,11 +672,7 @@ func (s *Server) ticketStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, map[string]any{"code": "NotFound", "description": "upload ticket not found"})
 		return
 	}
-	s.counters.StatusPolls++
-	if !t.lastPoll.IsZero() && now.Sub(t.lastPoll) < time.Second {
-		s.counters.FastPolls++
-	}
-	t.lastPoll = now
+	s.polledLocked(&s.counters.StatusPolls, &t.lastPoll, now)
 	s.mu.Unlock()
 	if err := s.refresh(r.Context(), t); err != nil {
 		bucketDown(w, err)
@@ -787,11 +793,7 @@ func (s *Server) gifStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, map[string]any{"code": "GifNotFound", "message": "gif not found"})
 		return
 	}
-	s.counters.GifPolls++
-	if !g.lastPoll.IsZero() && now.Sub(g.lastPoll) < time.Second {
-		s.counters.FastPolls++
-	}
-	g.lastPoll = now
+	s.polledLocked(&s.counters.GifPolls, &g.lastPoll, now)
 	elapsed := now.Sub(g.Created)
 	answer := map[string]any{}
 	key := s.opts.GifStatusKey

@@ -55,8 +55,52 @@ func (b *FileBody) Open() (io.ReadCloser, error) {
 	if b.off < 0 || b.n < 0 || b.off+b.n > b.file.Size {
 		return nil, fmt.Errorf("file body: bytes %d to %d of %s are outside its %d bytes", b.off, b.off+b.n, b.file.Name, b.file.Size)
 	}
-	return io.NopCloser(&countingReader{r: io.NewSectionReader(b.file, b.off, b.n), fn: b.progress}), nil
+	return &fileReader{file: b.file, off: b.off, end: b.off + b.n, progress: b.progress}, nil
 }
+
+// fileReader is what FileBody.Open returns: the section, read through File.ReadAt (so that
+// File.Observe sees it), or sent by the kernel straight from the page cache when the
+// connection can do that (see sendFile).
+type fileReader struct {
+	file     *File
+	off, end int64 // the next byte to send, the section's end
+	sent     int64 // bytes of this body sent so far, for progress
+	progress func(sent int64)
+}
+
+func (r *fileReader) Read(p []byte) (int, error) {
+	if r.off >= r.end {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > r.end-r.off {
+		p = p[:r.end-r.off]
+	}
+	n, err := r.file.ReadAt(p, r.off)
+	r.advance(int64(n))
+	if err == io.EOF && r.off < r.end {
+		// The file is shorter than it was when opened: the request then ends short of its
+		// Content-Length and fails, as it must.
+		return n, io.ErrUnexpectedEOF
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	return n, err
+}
+
+func (r *fileReader) advance(n int64) {
+	if n <= 0 {
+		return
+	}
+	r.off += n
+	r.sent += n
+	if r.progress != nil {
+		r.progress(r.sent)
+	}
+}
+
+// Close ends the body; the file stays open (it belongs to the upload).
+func (r *fileReader) Close() error { return nil }
 
 // countingReader tells fn how far r has been read.
 type countingReader struct {

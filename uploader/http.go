@@ -105,9 +105,13 @@ func (c *idleConn) Write(p []byte) (int, error) { c.touch(); return c.Conn.Write
 // that a 1 GiB upload makes few system calls, pooled so that no upload allocates its own.
 const copyBufferSize = 256 << 10
 
-// ReadFrom sends a request body (net/http hands it over through io.Copy) with a pooled
-// buffer.
+// ReadFrom sends a request body (net/http hands it over through io.Copy): a file body
+// straight from the page cache where the kernel can (sendFile), anything else through a
+// pooled buffer.
 func (c *idleConn) ReadFrom(r io.Reader) (int64, error) {
+	if n, err, ok := sendFile(c.Conn, r, c.touch); ok {
+		return n, err
+	}
 	bp := c.bufs.Get().(*[]byte)
 	defer c.bufs.Put(bp)
 	return io.CopyBuffer(writerOnly{c}, r, *bp)

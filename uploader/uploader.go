@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/chute-dev/chute/internal/fsx"
@@ -114,6 +115,9 @@ type File struct {
 	ModTime time.Time
 	f       *os.File
 	observe func(p []byte, off int64)
+
+	zc         zeroCopy     // the descriptor the kernel sends from (sendfile.go)
+	zeroCopied atomic.Int64 // bytes the kernel sent from it, for tests
 }
 
 // OpenFile opens path for upload. Anything but a regular file (a FIFO, a device) is refused
@@ -149,7 +153,10 @@ func (f *File) Section(off int64) *io.SectionReader {
 func (f *File) Stat() (fs.FileInfo, error) { return f.f.Stat() }
 
 // Close closes the file.
-func (f *File) Close() error { return f.f.Close() }
+func (f *File) Close() error {
+	f.closeZeroCopy()
+	return f.f.Close()
+}
 
 // Env is what a provider type gets besides its options when it is built.
 type Env struct {

@@ -87,19 +87,27 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 
 	// A done sidecar of the same size but another mtime: the file may be the same content
 	// touched, or new content under a reused name. The hash decides.
-	if n, ok := d.adopt(ctx, pr, &job, f, log); ok {
+	if n, ok := d.adopt(ctx, pr, &job, f, opened, log); ok {
 		return n
 	}
 	if len(pr.digests) > 0 && !hasDigests(job, pr.digests) {
-		if n, ok := d.digestFirst(ctx, &job, f, pr.digests, log); !ok {
+		if n, ok := d.digestFirst(ctx, &job, f, opened, pr.digests, log); !ok {
 			return n
 		}
 	}
 
+	// The sidecar's SHA-256: a small file's from the reads that feed its upload; a large
+	// file's beside the upload (or ahead of it, hashing.go), which then goes straight from
+	// the page cache to the socket.
 	var dg *digest
+	var run *hashRun
 	if job.SHA256 == "" {
-		dg = newDigest()
-		f.Observe(dg.see)
+		if f.Size >= configs.SmallFile {
+			run = d.hashes.forUpload(job.Path, f, opened, withSHA256(nil))
+		} else {
+			dg = newDigest()
+			f.Observe(dg.see)
+		}
 	}
 	sent := new(atomic.Int64)
 	sent.Store(job.Sent)
@@ -136,15 +144,31 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		Logger:   log,
 	})
 	if err != nil {
+		if run != nil {
+			d.hashes.release(run, false)
+		}
 		d.m.uploadEnded(pr.cfg.Name, sent.Load()-job.Sent, false, 0)
 		return d.attemptFailed(ctx, job, pr, log, sent.Load(), err)
 	}
 	pr.gate.succeeded()
 	sum := job.SHA256
-	if dg != nil {
+	switch {
+	case dg != nil:
 		if sum, err = dg.finish(f); err != nil {
 			log.Error("cannot read the file to hash it", "err", err)
 		}
+	case run != nil:
+		sums, err := run.result(ctx, opened)
+		d.hashes.release(run, err == nil)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("the hash beside the upload failed; hashing the file again", "err", err)
+			sums, err = uploader.ComputeDigests(ctx, f, withSHA256(nil))
+		}
+		if err == nil {
+			sum = sums[uploader.SHA256]
+		} else if ctx.Err() == nil {
+			log.Error("cannot read the file to hash it", "err", err)
+		} // stopping: finish hashes it before it writes the sidecar
 	}
 	elapsed := time.Since(started)
 	d.m.uploadEnded(pr.cfg.Name, job.Size-job.Sent, true, elapsed)
@@ -199,12 +223,12 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 // is the one the sidecar describes (same sha256), the job takes the sidecar's result and
 // nothing is uploaded. It returns ok=false when the upload must go ahead; the hash it made
 // is kept in job either way.
-func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *uploader.File, log *slog.Logger) (next, bool) {
+func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *uploader.File, opened fs.FileInfo, log *slog.Logger) (next, bool) {
 	sc, err := ReadSidecar(job.Path)
 	if err != nil || sc.Status != "done" || sc.Size != job.Size || sc.SHA256 == "" || job.SHA256 != "" || reuploading(*job) {
 		return next{}, false
 	}
-	sums, err := uploader.ComputeDigests(ctx, f, append([]uploader.Digest{uploader.SHA256}, pr.digests...))
+	sums, err := d.digestsOf(ctx, job.Path, f, opened, withSHA256(pr.digests))
 	if err != nil {
 		if ctx.Err() != nil {
 			return next{}, true
@@ -239,8 +263,8 @@ func (d *Daemon) adopt(ctx context.Context, pr *providerRun, job *store.Job, f *
 
 // digestFirst computes the digests the provider needs (with the sidecar's SHA-256, in one
 // read) and records them before the upload, so that a resume never hashes again.
-func (d *Daemon) digestFirst(ctx context.Context, job *store.Job, f *uploader.File, need []uploader.Digest, log *slog.Logger) (next, bool) {
-	sums, err := uploader.ComputeDigests(ctx, f, append([]uploader.Digest{uploader.SHA256}, need...))
+func (d *Daemon) digestFirst(ctx context.Context, job *store.Job, f *uploader.File, opened fs.FileInfo, need []uploader.Digest, log *slog.Logger) (next, bool) {
+	sums, err := d.digestsOf(ctx, job.Path, f, opened, withSHA256(need))
 	if err != nil {
 		if ctx.Err() != nil {
 			d.requeueStopped(ctx, *job, log, job.Sent)

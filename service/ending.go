@@ -65,6 +65,12 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	if !ok {
 		return d.end(job, log, store.Done, "uploaded, but a newer job owns this path now; its sidecar is that job's")
 	}
+	if job.SHA256 == "" {
+		var stop bool
+		if job, stop = d.hashForSidecar(ctx, job, log); stop {
+			return next{}
+		}
+	}
 	target := job.Path
 	after := d.after(job)
 	switch after {
@@ -118,6 +124,39 @@ func (d *Daemon) finish(ctx context.Context, pr *providerRun, job store.Job, log
 	d.m.ended(job.Provider, store.Done)
 	log.Info("done", "url", uploader.RedactURL(job.Result.URL), "sidecar", SidecarPath(target))
 	return next{}
+}
+
+// hashForSidecar computes the SHA-256 of an uploaded file that has none yet: a stop cut its
+// hash (beside the upload) short, or the hash failed. It hashes the file at job.Path only
+// while that is the file uploaded (same size and mtime); if not, the sidecar goes without
+// it. A stop records the result (the job is queued: the next start finishes it) and says
+// stop.
+func (d *Daemon) hashForSidecar(ctx context.Context, job store.Job, log *slog.Logger) (store.Job, bool) {
+	f, err := uploader.OpenFile(job.Path)
+	if err != nil {
+		return job, false
+	}
+	defer f.Close()
+	if f.Size != job.Size || !f.ModTime.Equal(job.ModTime) {
+		return job, false
+	}
+	sums, err := uploader.ComputeDigests(ctx, f, withSHA256(nil))
+	if err == nil {
+		job.SHA256 = sums[uploader.SHA256]
+		return job, false
+	}
+	if ctx.Err() == nil {
+		log.Error("cannot read the file to hash it; its sidecar goes without its SHA-256", "err", err)
+		return job, false
+	}
+	if _, uerr := d.update(context.WithoutCancel(ctx), job.ID, func(j *store.Job) error {
+		keepResult(j, job)
+		j.State = store.Queued
+		return nil
+	}); uerr != nil {
+		log.Error("cannot record the finished upload while stopping", "err", uerr)
+	}
+	return job, true
 }
 
 // keepResult writes into j (the stored job) the result that job carries and the database

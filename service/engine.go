@@ -88,6 +88,10 @@ type Daemon struct {
 	watchState atomic.Pointer[watchSnapshot]
 	// dbErr is the last error writing the state database, or nil once a write worked.
 	dbErr atomic.Pointer[error]
+	// hashes computes large files' digests ahead of and beside their uploads (hashing.go);
+	// quietCh carries the watcher's quiet files to hashAhead. Both set by Run.
+	hashes  *hashes
+	quietCh chan quietFile
 }
 
 type providerRun struct {
@@ -192,7 +196,7 @@ func (d *Daemon) newWatcher(cfg *configs.Config) (*watcher.Watcher, error) {
 	for i, f := range cfg.Folders {
 		wfolders[i] = watcher.Folder{Path: f.Path, Recursive: f.Recursive, Include: f.Include, Exclude: f.Exclude, Settle: f.Settle, MaxWait: f.MaxWait}
 	}
-	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching, Observer: watchObserver{d}})
+	return watcher.New(wfolders, watcher.Options{Rescan: d.rescan, Logger: d.log.With("part", "watcher"), Ready: d.watching, Observer: watchObserver{d}, Quiet: d.quiet})
 }
 
 // watching is the watcher's word that its watches are set and its first scan is done.
@@ -308,7 +312,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.fatal = fail
 
+	d.hashes = newHashes(ctx, d.log)
+	defer func() {
+		cancel()
+		d.hashes.wait()
+	}()
+	d.quietCh = make(chan quietFile, 256)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		d.hashAhead(ctx)
+	}()
 	if err := d.resume(ctx); err != nil {
+		cancel()
+		wg.Wait()
 		return err
 	}
 	batches := make(chan []watcher.Ready, 4)

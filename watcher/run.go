@@ -135,6 +135,7 @@ type pendingFile struct {
 	first    time.Time // when it became pending, for MaxWait
 	nextStat time.Time // per-folder poll pacing
 
+	quiet      bool // Options.Quiet told for this size and mtime
 	warnedWait bool // MaxWait warning logged
 	warnedErr  bool // stat/open failure warning logged
 }
@@ -458,7 +459,21 @@ func (r *run) seeFile(p string, fi int, e fs.DirEntry) {
 		return
 	}
 	now := time.Now()
-	r.pending[p] = &pendingFile{folder: fi, known: true, size: size, mtime: mtime, since: now, first: now}
+	pf := &pendingFile{folder: fi, known: true, size: size, mtime: mtime, since: now, first: now}
+	r.pending[p] = pf
+	r.tellQuiet(p, pf, &r.w.folders[fi], now, false)
+}
+
+// tellQuiet tells Options.Quiet, once per size and mtime, of a pending file that looks
+// written: unchanged since the last poll, or with an mtime older than a poll period.
+func (r *run) tellQuiet(p string, pf *pendingFile, f *folder, now time.Time, unchanged bool) {
+	if r.w.quiet == nil || pf.quiet || !pf.known {
+		return
+	}
+	if unchanged || now.Sub(pf.mtime) >= f.poll {
+		pf.quiet = true
+		r.w.quiet(p, pf.size, pf.mtime)
+	}
 }
 
 // poll re-stats the pending files due for it and returns those that became
@@ -503,12 +518,16 @@ func (r *run) check(p string, pf *pendingFile, f *folder, now time.Time) (Ready,
 		return Ready{}, false
 	}
 	size, mtime := st.Size(), st.ModTime()
+	unchanged := false
 	switch {
 	case !pf.known:
 		pf.known, pf.size, pf.mtime = true, size, mtime
 	case size != pf.size || !mtime.Equal(pf.mtime):
-		pf.size, pf.mtime, pf.since = size, mtime, now
+		pf.size, pf.mtime, pf.since, pf.quiet = size, mtime, now, false
+	default:
+		unchanged = true
 	}
+	r.tellQuiet(p, pf, f, now, unchanged)
 	if now.Sub(pf.since) < f.Settle {
 		if f.MaxWait > 0 && !pf.warnedWait && now.Sub(pf.first) >= f.MaxWait {
 			pf.warnedWait = true

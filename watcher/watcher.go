@@ -121,6 +121,13 @@ type Options struct {
 	// Observer, when set, is told what the watcher does, for metrics and
 	// health (from Run's goroutine; its methods must not block).
 	Observer Observer
+	// Quiet, when set, is told once per size and mtime that a pending file
+	// looks written: unchanged between two polls, or untouched for longer
+	// than its folder's poll period when first seen. It may still change
+	// before it settles (then Quiet is told again); a caller can start work
+	// that a Ready report of the same size and mtime would need, such as a
+	// hash (from Run's goroutine; it must not block).
+	Quiet func(path string, size int64, mtime time.Time)
 	// Lookup is how often a watched folder that disappeared is looked for
 	// (and the folders are checked to still be there). 0 means
 	// DefaultLookup.
@@ -177,6 +184,7 @@ type Watcher struct {
 	rescanEvery time.Duration // <= 0: no periodic rescan
 	ready       func()
 	obs         Observer
+	quiet       func(path string, size int64, mtime time.Time)
 	lookup      time.Duration // how often missing folders are looked for
 	tick        time.Duration // the loop's ticker: the smallest folder poll
 	log         *slog.Logger
@@ -222,6 +230,7 @@ func New(folders []Folder, opts Options) (*Watcher, error) {
 		forgetCh: make(chan struct{}, 1),
 		ready:    opts.Ready,
 		obs:      opts.Observer,
+		quiet:    opts.Quiet,
 		lookup:   opts.Lookup,
 	}
 	if opts.Lookup < 0 {

@@ -983,3 +983,78 @@ func TestObserverSeesPendingAndTurns(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// quietRecorder collects Options.Quiet calls.
+type quietRecorder struct {
+	mu  sync.Mutex
+	got []Ready // Folder unused
+}
+
+func (q *quietRecorder) quiet(path string, size int64, mtime time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.got = append(q.got, Ready{Path: path, Size: size, ModTime: mtime})
+}
+
+func (q *quietRecorder) of(path string) []Ready {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []Ready
+	for _, r := range q.got {
+		if r.Path == path {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Quiet is told of a file that looks written before it is reported, once per size and
+// mtime: at once for a file found old by the first scan, again after it changes.
+func TestQuietBeforeReady(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.mp4")
+	writeFile(t, old, 5000)
+	past := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	q := &quietRecorder{}
+	h := start(t, []Folder{{Path: dir, Settle: 400 * time.Millisecond}}, Options{Quiet: q.quiet}, nil)
+	r := h.waitReported(old, 1)
+	got := q.of(old)
+	if len(got) != 1 || got[0].Size != r.Size || !got[0].ModTime.Equal(r.ModTime) {
+		t.Fatalf("quiet calls %v for a file reported as %v", got, r.Ready)
+	}
+
+	// A file being written: every quiet call names a size and mtime it had, and its final
+	// ones come before its report.
+	p := filepath.Join(dir, "growing.mp4")
+	for i := range 5 {
+		if i > 0 {
+			time.Sleep(40 * time.Millisecond) // the writer's pace
+		}
+		appendFile(t, p, 1000)
+	}
+	r = h.waitReported(p, 1)
+	got = q.of(p)
+	if len(got) == 0 {
+		t.Fatal("no quiet call before the file was reported")
+	}
+	last := got[len(got)-1]
+	if last.Size != r.Size || !last.ModTime.Equal(r.ModTime) {
+		t.Fatalf("the last quiet call %v is not the reported file %v", last, r.Ready)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Size == got[i-1].Size && got[i].ModTime.Equal(got[i-1].ModTime) {
+			t.Fatalf("quiet told twice of one size and mtime: %v", got)
+		}
+	}
+
+	// Changed after its report: told again, with the new size.
+	appendFile(t, old, 10)
+	r = h.waitReported(old, 2)
+	got = q.of(old)
+	if len(got) != 2 || got[1].Size != 5010 || !got[1].ModTime.Equal(r.ModTime) {
+		t.Fatalf("after a change: quiet calls %v, report %v", got, r.Ready)
+	}
+}

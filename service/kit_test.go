@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,5 +282,34 @@ func TestSmallFilesManyInFlight(t *testing.T) {
 				t.Fatalf("at most %d small files at once with the default config: they wait like large ones", maxSmall)
 			}
 		})
+	}
+}
+
+// A large file is hashed once, off its upload's path (ahead while it settles, or beside the
+// upload): the digests its provider needs first and the sidecar's SHA-256 come from that one
+// pass, for a provider that needs an MD5 before it uploads and for one that needs none.
+func TestLargeFileHashedOnce(t *testing.T) {
+	data := make([]byte, 6<<20+5)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	m := md5.Sum(data)
+	needy := &uploadertest.Fake{Digests: []uploader.Digest{uploader.MD5}}
+	plain := &uploadertest.Fake{}
+	e := startFakes(t, map[string]*uploadertest.Fake{"needy": needy, "plain": plain}, 0)
+	p := filepath.Join(e.inbox["needy"], "v.mp4")
+	q := filepath.Join(e.inbox["plain"], "v.mp4")
+	write(t, p, data)
+	write(t, q, data)
+	for _, path := range []string{p, q} {
+		if sc := e.doneSidecar(t, path); sc.SHA256 != sha(data) {
+			t.Fatalf("%s: sidecar sha256 %s, want %s", path, sc.SHA256, sha(data))
+		}
+		if n := strings.Count(e.logs.String(), "msg=hashed file="+path+" "); n != 1 {
+			t.Fatalf("%s hashed %d times, want once; logs:\n%s", path, n, e.logs)
+		}
+	}
+	if c := needy.Calls(); len(c) != 1 || c[0].Digests[uploader.MD5] != hex.EncodeToString(m[:]) {
+		t.Fatalf("the provider that needs an MD5 got %+v", c)
 	}
 }

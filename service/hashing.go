@@ -46,6 +46,8 @@ type hashRun struct {
 	need   []uploader.Digest // SHA-256 first
 	cancel context.CancelFunc
 	done   chan struct{} // closed once sums and err are set
+	now    chan struct{} // closed when an attempt takes a run ahead: it reads without a slot
+	nowSet sync.Once
 
 	info    fs.FileInfo // the file read (set before done closes)
 	sums    map[uploader.Digest]string
@@ -92,6 +94,7 @@ func (h *hashes) forUpload(path string, f *uploader.File, opened fs.FileInfo, ne
 	if r, ok := h.byPath[path]; ok {
 		if !r.claimed && r.size == f.Size && r.mtime.Equal(f.ModTime) && covers(r.need, need) && r.matches(opened) {
 			r.claimed = true
+			r.nowSet.Do(func() { close(r.now) })
 			return r
 		}
 		if !r.claimed {
@@ -132,7 +135,7 @@ func (h *hashes) drop(path string) {
 // start begins a run (h.mu held). A run ahead waits for a slot first.
 func (h *hashes) start(path string, size int64, mtime time.Time, need []uploader.Digest, ahead bool) *hashRun {
 	ctx, cancel := context.WithCancel(h.ctx)
-	r := &hashRun{path: path, size: size, mtime: mtime, need: need, cancel: cancel, done: make(chan struct{})}
+	r := &hashRun{path: path, size: size, mtime: mtime, need: need, cancel: cancel, done: make(chan struct{}), now: make(chan struct{})}
 	h.byPath[path] = r
 	h.wg.Add(1)
 	go func() {
@@ -142,6 +145,7 @@ func (h *hashes) start(path string, size int64, mtime time.Time, need []uploader
 			select {
 			case h.slots <- struct{}{}:
 				defer func() { <-h.slots }()
+			case <-r.now: // an upload waits for it: it is no longer ahead
 			case <-ctx.Done():
 				r.end(nil, ctx.Err())
 				return
@@ -205,18 +209,8 @@ func (r *hashRun) read(ctx context.Context) (map[uploader.Digest]string, error) 
 	if f.Size != r.size || !f.ModTime.Equal(r.mtime) {
 		return nil, errChangedWhileHashed
 	}
-	sums, err := uploader.ComputeDigests(ctx, f, r.need)
-	if err != nil {
-		return nil, err
-	}
-	after, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if after.Size() != r.size || !after.ModTime().Equal(r.mtime) {
-		return nil, errChangedWhileHashed
-	}
-	return sums, nil
+	// ComputeDigests fails if the file's size or mtime change while it reads.
+	return uploader.ComputeDigests(ctx, f, r.need)
 }
 
 func (r *hashRun) end(sums map[uploader.Digest]string, err error) {

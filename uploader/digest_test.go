@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/chute-dev/chute/uploader"
@@ -36,5 +37,21 @@ func TestComputeDigestsPieces(t *testing.T) {
 	cancel()
 	if _, err := uploader.ComputeDigests(ctx, f, []uploader.Digest{uploader.MD5, uploader.SHA256}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled digest pass returned %v", err)
+	}
+}
+
+// A file cut short under its digest pass is an error of the pass, never a crash and never a
+// digest: where the pass hashes the file's mapped pages, the fault on a page past the new
+// end is caught; where it reads, the read comes up short.
+func TestComputeDigestsFileCutShort(t *testing.T) {
+	for _, cut := range []int64{0, 3<<20 + 5, 8<<20 - 1} {
+		f := openTemp(t, pattern(8<<20))
+		if err := os.Truncate(f.Path, cut); err != nil {
+			t.Fatal(err)
+		}
+		sums, err := uploader.ComputeDigests(context.Background(), f, []uploader.Digest{uploader.SHA256, uploader.MD5})
+		if err == nil {
+			t.Fatalf("cut to %d: digests %v of a file shorter than it was opened", cut, sums)
+		}
 	}
 }

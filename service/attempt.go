@@ -96,15 +96,17 @@ func (d *Daemon) process(ctx context.Context, pr *providerRun, id uint64) next {
 		}
 	}
 
-	// The sidecar's SHA-256: a small file's from the reads that feed its upload; a large
-	// file's beside the upload (or ahead of it, hashing.go), which then goes straight from
-	// the page cache to the socket.
+	// The sidecar's SHA-256: a large file's ahead of the upload or beside it when a core is
+	// free for it (hashing.go), the upload then going straight from the page cache to the
+	// socket; else (a small file, or the cores busy hashing) from the reads that feed the
+	// upload.
 	var dg *digest
 	var run *hashRun
 	if job.SHA256 == "" {
 		if f.Size >= configs.SmallFile {
-			run = d.hashes.forUpload(job.Path, f, opened, withSHA256(nil))
-		} else {
+			run = d.hashes.forUpload(job.Path, f, opened, withSHA256(nil), false)
+		}
+		if run == nil {
 			dg = newDigest()
 			f.Observe(dg.see)
 		}

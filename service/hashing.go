@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -30,7 +31,7 @@ import (
 type hashes struct {
 	ctx   context.Context // the daemon's run: every hash ends with it
 	log   *slog.Logger
-	slots chan struct{} // runs ahead that may read at once
+	slots chan struct{} // runs that may read at once (hashSlots)
 	keep  time.Duration // how long a finished run nobody took is kept
 
 	mu     sync.Mutex
@@ -46,8 +47,6 @@ type hashRun struct {
 	need   []uploader.Digest // SHA-256 first
 	cancel context.CancelFunc
 	done   chan struct{} // closed once sums and err are set
-	now    chan struct{} // closed when an attempt takes a run ahead: it reads without a slot
-	nowSet sync.Once
 
 	info    fs.FileInfo // the file read (set before done closes)
 	sums    map[uploader.Digest]string
@@ -56,19 +55,21 @@ type hashRun struct {
 	claimed bool // an attempt uses it (guarded by hashes.mu)
 }
 
-// aheadSlots bounds the runs ahead reading at once: the machine's other work (uploads, the
-// server when it is on the same box) needs cores too.
-const aheadSlots = 2
+// hashSlots is how many runs may read at once: one core fewer than Go runs code on (at
+// least one). A hash is all CPU; more of them than that would keep the goroutines that feed
+// the uploads' sockets waiting for a core, and the uploads would wait for the hashes.
+func hashSlots() int { return max(1, runtime.GOMAXPROCS(0)-1) }
 
 func newHashes(ctx context.Context, log *slog.Logger) *hashes {
-	return &hashes{ctx: ctx, log: log, slots: make(chan struct{}, aheadSlots), keep: 10 * time.Minute, byPath: map[string]*hashRun{}}
+	return &hashes{ctx: ctx, log: log, slots: make(chan struct{}, hashSlots()), keep: 10 * time.Minute, byPath: map[string]*hashRun{}}
 }
 
 // wait waits for every run to end (after the daemon's context has ended).
 func (h *hashes) wait() { h.wg.Wait() }
 
-// ahead starts a run over a quiet file, unless one for the same file is on already. It waits
-// for a slot on its own goroutine; it never blocks its caller.
+// ahead starts a run over a quiet file when a slot is free now and no run for the same file
+// is on. It never blocks its caller: with every slot taken the machine is busy hashing, and
+// the file is hashed in its upload's reads instead.
 func (h *hashes) ahead(path string, size int64, mtime time.Time, need []uploader.Digest) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -81,29 +82,48 @@ func (h *hashes) ahead(path string, size int64, mtime time.Time, need []uploader
 			return // an attempt's run: it decides for itself
 		}
 		r.cancel()
+		delete(h.byPath, path)
 	}
-	h.start(path, size, mtime, need, true)
+	if h.trySlot() {
+		h.start(path, size, mtime, need, true, true)
+	}
 }
 
 // forUpload returns a run computing need over the file f of an attempt (opened describes
-// it): the one started ahead for it, or a new one. The caller ends its use with release.
-func (h *hashes) forUpload(path string, f *uploader.File, opened fs.FileInfo, need []uploader.Digest) *hashRun {
+// it): the one started ahead for it, or a new one. A new one waits for a slot if wait;
+// otherwise there is none without a slot free now (nil: the caller hashes in the upload's
+// own reads). The caller ends its use with release.
+func (h *hashes) forUpload(path string, f *uploader.File, opened fs.FileInfo, need []uploader.Digest, wait bool) *hashRun {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sweep()
 	if r, ok := h.byPath[path]; ok {
 		if !r.claimed && r.size == f.Size && r.mtime.Equal(f.ModTime) && covers(r.need, need) && r.matches(opened) {
 			r.claimed = true
-			r.nowSet.Do(func() { close(r.now) })
 			return r
 		}
 		if !r.claimed {
 			r.cancel()
+			delete(h.byPath, path)
 		}
 	}
-	r := h.start(path, f.Size, f.ModTime, need, false)
+	slot := h.trySlot()
+	if !slot && !wait {
+		return nil
+	}
+	r := h.start(path, f.Size, f.ModTime, need, false, slot)
 	r.claimed = true
 	return r
+}
+
+// trySlot takes a slot if one is free.
+func (h *hashes) trySlot() bool {
+	select {
+	case h.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 // release ends an attempt's use of r. used: its digests are in the job now, the run is
@@ -132,25 +152,24 @@ func (h *hashes) drop(path string) {
 	}
 }
 
-// start begins a run (h.mu held). A run ahead waits for a slot first.
-func (h *hashes) start(path string, size int64, mtime time.Time, need []uploader.Digest, ahead bool) *hashRun {
+// start begins a run (h.mu held); without a slot (slot false) it waits for one first.
+func (h *hashes) start(path string, size int64, mtime time.Time, need []uploader.Digest, ahead, slot bool) *hashRun {
 	ctx, cancel := context.WithCancel(h.ctx)
-	r := &hashRun{path: path, size: size, mtime: mtime, need: need, cancel: cancel, done: make(chan struct{}), now: make(chan struct{})}
+	r := &hashRun{path: path, size: size, mtime: mtime, need: need, cancel: cancel, done: make(chan struct{})}
 	h.byPath[path] = r
 	h.wg.Add(1)
 	go func() {
 		defer h.wg.Done()
 		defer cancel()
-		if ahead {
+		if !slot {
 			select {
 			case h.slots <- struct{}{}:
-				defer func() { <-h.slots }()
-			case <-r.now: // an upload waits for it: it is no longer ahead
 			case <-ctx.Done():
 				r.end(nil, ctx.Err())
 				return
 			}
 		}
+		defer func() { <-h.slots }()
 		began := time.Now()
 		r.end(r.read(ctx))
 		switch {
@@ -167,7 +186,7 @@ func (h *hashes) start(path string, size int64, mtime time.Time, need []uploader
 // large file's from the run ahead when there is one (else a run now), a small file's read now.
 func (d *Daemon) digestsOf(ctx context.Context, path string, f *uploader.File, opened fs.FileInfo, need []uploader.Digest) (map[uploader.Digest]string, error) {
 	if f.Size >= configs.SmallFile {
-		r := d.hashes.forUpload(path, f, opened, need)
+		r := d.hashes.forUpload(path, f, opened, need, true)
 		sums, err := r.result(ctx, opened)
 		d.hashes.release(r, err == nil)
 		if err == nil || ctx.Err() != nil {

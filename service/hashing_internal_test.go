@@ -65,7 +65,7 @@ func TestHashAheadTaken(t *testing.T) {
 	h.mu.Lock()
 	ahead := h.byPath[p]
 	h.mu.Unlock()
-	r := h.forUpload(p, f, info, need)
+	r := h.forUpload(p, f, info, need, true)
 	if r != ahead {
 		t.Fatal("the upload started a second run beside the one ahead")
 	}
@@ -78,19 +78,19 @@ func TestHashAheadTaken(t *testing.T) {
 		t.Fatalf("digests %v", sums)
 	}
 	h.release(r, false) // the upload failed: kept
-	if again := h.forUpload(p, f, info, withSHA256(nil)); again != r {
+	if again := h.forUpload(p, f, info, withSHA256(nil), true); again != r {
 		t.Fatal("a finished run was not kept for the next attempt")
 	} else {
 		h.release(again, true)
 	}
-	if again := h.forUpload(p, f, info, withSHA256(nil)); again == r {
+	if again := h.forUpload(p, f, info, withSHA256(nil), true); again == r {
 		t.Fatal("a used run was handed out again")
 	} else {
 		h.release(again, true)
 	}
 	// A run ahead lacking a digest the upload needs is not taken.
 	h.ahead(p, f.Size, f.ModTime, withSHA256(nil))
-	if r := h.forUpload(p, f, info, need); !covers(r.need, need) {
+	if r := h.forUpload(p, f, info, need, true); !covers(r.need, need) {
 		t.Fatalf("the upload took a run without the MD5 it needs: %v", r.need)
 	}
 }
@@ -121,7 +121,7 @@ func TestHashAheadOfAnotherFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	f, info := openForUpload(t, p)
-	got := h.forUpload(p, f, info, withSHA256(nil))
+	got := h.forUpload(p, f, info, withSHA256(nil), true)
 	if got == r {
 		t.Fatal("the upload took a run over the file its name held before")
 	}
@@ -143,14 +143,28 @@ func TestHashAheadOfAnotherFile(t *testing.T) {
 	}
 }
 
-// A stop ends every run, those waiting for a slot included.
+// With every slot taken, an upload that may not wait gets no run (it hashes in its own
+// reads), and one that may waits; a stop ends every run, those waiting included.
 func TestHashRunsEndWithTheDaemon(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := newHashes(ctx, slog.New(slog.DiscardHandler))
-	for i := range 6 { // more than aheadSlots: some wait
-		p, _ := hashFixture(t, 8<<20, byte(i))
-		st, _ := os.Stat(p)
-		h.ahead(p, st.Size(), st.ModTime(), withSHA256(nil))
+	for range hashSlots() {
+		h.slots <- struct{}{} // the machine is busy hashing
+	}
+	var waiting []*hashRun
+	for i := range 3 {
+		p, _ := hashFixture(t, 2<<20, byte(i))
+		f, info := openForUpload(t, p)
+		h.ahead(p, f.Size, f.ModTime, withSHA256(nil))
+		if r := h.forUpload(p, f, info, withSHA256(nil), false); r != nil {
+			t.Fatal("a run was started without a free slot for an upload that hashes in its own reads otherwise")
+		}
+		waiting = append(waiting, h.forUpload(p, f, info, withSHA256(nil), true))
+	}
+	select {
+	case <-waiting[0].done:
+		t.Fatal("a run read without a slot")
+	case <-time.After(100 * time.Millisecond):
 	}
 	cancel()
 	done := make(chan struct{})
@@ -159,5 +173,10 @@ func TestHashRunsEndWithTheDaemon(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("hash runs did not end after the stop")
+	}
+	for _, r := range waiting {
+		if !errors.Is(r.err, context.Canceled) {
+			t.Fatalf("a waiting run ended with %v", r.err)
+		}
 	}
 }

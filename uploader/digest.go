@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -110,6 +111,9 @@ func hashFile(ctx context.Context, f *File, hs []hash.Hash) error {
 					p.done()
 					free <- p
 				}
+				// A hash is all CPU: let the goroutines waiting for a core (an upload's,
+				// whose socket has room again) have it between pieces.
+				runtime.Gosched()
 			}
 		}()
 	}

@@ -515,22 +515,29 @@ func (d *Daemon) ingest(ctx context.Context, batches <-chan []watcher.Ready) {
 			d.log.Info("files not uploaded again: their sidecars say done", "folder", dir, "count", n)
 			delete(skipped, dir)
 		}
-		if len(news) == 0 {
-			continue
-		}
-		added, err := d.addBatch(ctx, news)
-		if err != nil {
-			return // stopping: the watcher reports these files again at the next start
-		}
-		for _, a := range added {
-			if a.Added {
-				d.log.Info("queued", "job", a.Job.ID, "file", a.Job.Path, "size", a.Job.Size, "provider", a.Job.Provider)
-				d.m.discovered.WithLabelValues(a.Job.Provider).Inc()
-				d.enqueue(a.Job)
+		// Up to ingestChunk files per transaction: a drop of 10,000 files is recorded in a
+		// few commits, its first files upload while the rest are recorded, and no commit
+		// holds them all in memory at once.
+		for len(news) > 0 {
+			chunk := news[:min(len(news), ingestChunk)]
+			news = news[len(chunk):]
+			added, err := d.addBatch(ctx, chunk)
+			if err != nil {
+				return // stopping: the watcher reports these files again at the next start
+			}
+			for _, a := range added {
+				if a.Added {
+					d.log.Info("queued", "job", a.Job.ID, "file", a.Job.Path, "size", a.Job.Size, "provider", a.Job.Provider)
+					d.m.discovered.WithLabelValues(a.Job.Provider).Inc()
+					d.enqueue(a.Job)
+				}
 			}
 		}
 	}
 }
+
+// ingestChunk is the most new files one transaction records.
+const ingestChunk = 1000
 
 // addBatch records news, retrying with backoff while the database cannot be written. It
 // fails only when ctx ends.

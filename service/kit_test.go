@@ -29,7 +29,9 @@ type fakeEnv struct {
 	inbox  map[string]string
 	logs   *syncBuffer
 	cancel context.CancelFunc
-	done   chan error
+	cfg    *configs.Config
+	reg    *uploader.Registry
+	stop   func() // stops the daemon run started last and waits for it (once)
 }
 
 func sha(b []byte) string {
@@ -69,26 +71,38 @@ func startFakes(t *testing.T, fakes map[string]*uploadertest.Fake, concurrency i
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := service.New(service.Options{Config: cfg, Registry: reg, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	e.cfg, e.reg = cfg, reg
+	e.run()
+	return e
+}
+
+// run starts a daemon on e's config and state; e.stop (or the test's end) stops it.
+func (e *fakeEnv) run() {
+	t := e.t
+	d, err := service.New(service.Options{Config: e.cfg, Registry: e.reg, Logger: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e.cancel, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- d.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-e.done:
-			if err != nil {
-				t.Errorf("daemon: %v", err)
+	done := make(chan error, 1)
+	e.cancel = cancel
+	go func() { done <- d.Run(ctx) }()
+	var once sync.Once
+	e.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("daemon: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("daemon did not stop")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("daemon did not stop")
-		}
-	})
-	return e
+		})
+	}
+	t.Cleanup(e.stop)
 }
 
 func (e *fakeEnv) doneSidecar(t *testing.T, path string) *service.Sidecar {
@@ -312,4 +326,71 @@ func TestLargeFileHashedOnce(t *testing.T) {
 	if c := needy.Calls(); len(c) != 1 || c[0].Digests[uploader.MD5] != hex.EncodeToString(m[:]) {
 		t.Fatalf("the provider that needs an MD5 got %+v", c)
 	}
+}
+
+// A stop that comes as a large file's upload ends, before its hash (ahead of and beside the
+// upload) has, loses neither: the result is kept, and the next start hashes the file and
+// writes a true sidecar without uploading it again. The file is large enough that its hash
+// outlasts the settle and the (instant) upload.
+func TestStopBeforeTheHashEnds(t *testing.T) {
+	uploaded := make(chan struct{})
+	var once sync.Once
+	var e *fakeEnv
+	fake := &uploadertest.Fake{UploadFunc: func(ctx context.Context, job *uploader.Job, call int) (uploader.Result, error) {
+		once.Do(func() {
+			e.cancel() // the stop comes with the upload's answer
+			close(uploaded)
+		})
+		return uploader.Result{ID: "x1", URL: "https://fake.example/x1"}, nil
+	}}
+	e = startFakes(t, map[string]*uploadertest.Fake{"f": fake}, 0)
+	p := filepath.Join(e.inbox["f"], "big.mp4")
+	want := writeLarge(t, p, 256<<20)
+	select {
+	case <-uploaded:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no upload; logs:\n%s", e.logs)
+	}
+	e.stop()
+	if sc, err := service.ReadSidecar(p); err == nil && sc.SHA256 != want {
+		t.Fatalf("a sidecar with sha256 %q, want %s", sc.SHA256, want)
+	}
+	cut := !strings.Contains(e.logs.String(), "msg=hashed")
+	e.run()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", e.logs)
+		}
+	})
+	if sc := e.doneSidecar(t, p); sc.SHA256 != want || sc.URL != "https://fake.example/x1" {
+		t.Fatalf("sidecar after the restart: sha256 %q url %q", sc.SHA256, sc.URL)
+	}
+	if n := len(fake.Calls()); n != 1 {
+		t.Fatalf("the file was uploaded %d times, want once", n)
+	}
+	t.Logf("the stop cut the hash: %v", cut)
+}
+
+// writeLarge writes n bytes of a pattern to path a MiB at a time and returns their SHA-256.
+func writeLarge(t *testing.T, path string, n int) string {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	buf := make([]byte, 1<<20)
+	for i := 0; i < n; i += len(buf) {
+		for j := range buf {
+			buf[j] = byte(j*7 + i>>20)
+		}
+		h.Write(buf)
+		if _, err := f.Write(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }

@@ -138,7 +138,7 @@ fi
 if [ "${ONLY:-big}" = big ]; then
   size=$((1 << 30))
   start_tusd "${TUSD_DIR:-$work/tusd}"
-  echo "tusd (${TUSD_DIR:+$TUSD_DIR, }storing on disk unless that is tmpfs): $url"
+  echo "tusd (storing in ${TUSD_DIR:-$work/tusd}): $url"
   mkdir -p "$work/big"
   head -c "$size" /dev/urandom > "$work/big/big.bin"
   want_sha=$(sha256sum "$work/big/big.bin" | cut -d' ' -f1)

@@ -134,6 +134,7 @@ type pendingFile struct {
 	since    time.Time // the settle clock: the last change seen
 	first    time.Time // when it became pending, for MaxWait
 	nextStat time.Time // per-folder poll pacing
+	settles  time.Time // when nextStat was brought forward to the settle's end: that time
 
 	quiet      bool // Options.Quiet told for this size and mtime
 	warnedWait bool // MaxWait warning logged
@@ -144,6 +145,19 @@ type pendingFile struct {
 func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 	tick := time.NewTicker(r.w.tick)
 	defer tick.Stop()
+	// due fires when a pending file's settle ends between two ticks, so that it is reported
+	// then, not up to a poll period later.
+	due := time.NewTimer(time.Hour)
+	due.Stop()
+	defer due.Stop()
+	armed := time.Time{}
+	arm := func(at time.Time) {
+		if at.IsZero() || (!armed.IsZero() && !at.Before(armed)) {
+			return
+		}
+		armed = at
+		due.Reset(time.Until(at))
+	}
 	var rescanC <-chan time.Time
 	if r.w.rescanEvery > 0 {
 		t := time.NewTicker(r.w.rescanEvery)
@@ -186,13 +200,23 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 				r.log.Warn("fsnotify error", "err", e)
 			}
 		case now := <-tick.C:
-			if b := r.poll(time.Now()); len(b) > 0 {
+			b, next := r.poll(time.Now())
+			if len(b) > 0 {
 				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
 				queue = append(queue, b)
 			}
+			arm(next)
 			if now.Sub(r.observed) >= time.Second-r.w.tick/2 {
 				r.observe(now)
 			}
+		case <-due.C:
+			armed = time.Time{}
+			b, next := r.poll(time.Now())
+			if len(b) > 0 {
+				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
+				queue = append(queue, b)
+			}
+			arm(next)
 		case <-lookup.C:
 			err = r.lookFolders(ctx)
 		case <-rescanC:
@@ -477,23 +501,35 @@ func (r *run) tellQuiet(p string, pf *pendingFile, f *folder, now time.Time, unc
 }
 
 // poll re-stats the pending files due for it and returns those that became
-// ready, sorted by folder and path.
-func (r *run) poll(now time.Time) []Ready {
-	var batch []Ready
+// ready, sorted by folder and path, and the earliest end of a settle that
+// falls before the file's next poll (zero if none).
+func (r *run) poll(now time.Time) (batch []Ready, settles time.Time) {
 	for p, pf := range r.pending {
 		if now.Before(pf.nextStat) {
+			if pf.settles.After(now) && (settles.IsZero() || pf.settles.Before(settles)) {
+				settles = pf.settles
+			}
 			continue
 		}
 		f := &r.w.folders[pf.folder]
 		pf.nextStat = now.Add(f.poll)
 		if rd, ok := r.check(p, pf, f, now); ok {
 			batch = append(batch, rd)
+			continue
+		}
+		// Unchanged so far: look again when its settle ends if that comes first.
+		pf.settles = time.Time{}
+		if end := pf.since.Add(f.Settle); pf.known && end.Before(pf.nextStat) {
+			pf.nextStat, pf.settles = end, end
+			if settles.IsZero() || end.Before(settles) {
+				settles = end
+			}
 		}
 	}
 	slices.SortFunc(batch, func(a, b Ready) int {
 		return cmp.Or(cmp.Compare(a.Folder, b.Folder), strings.Compare(a.Path, b.Path))
 	})
-	return batch
+	return batch, settles
 }
 
 // check re-stats one pending file and decides whether it is ready. It

@@ -190,11 +190,7 @@ func TestDigestsBeforeUpload(t *testing.T) {
 		return uploadertest.ReadAll(ctx, job)
 	}}
 	plain := &uploadertest.Fake{}
-	e := startFakes(t, map[string]*uploadertest.Fake{"needy": needy, "plain": plain}, 1)
-	p := filepath.Join(e.inbox["needy"], "v.mp4")
-	q := filepath.Join(e.inbox["plain"], "v.mp4")
-	write(t, p, data)
-	write(t, q, data)
+	e, p, q := dropInBoth(t, needy, plain, 1, data)
 	scP, scQ := e.doneSidecar(t, p), e.doneSidecar(t, q)
 	if scP.SHA256 != sha(data) || scQ.SHA256 != sha(data) {
 		t.Fatalf("sidecar sha256 %s / %s, want %s", scP.SHA256, scQ.SHA256, sha(data))
@@ -211,6 +207,18 @@ func TestDigestsBeforeUpload(t *testing.T) {
 	if c := plain.Calls(); len(c) != 1 || len(c[0].Digests) != 0 {
 		t.Errorf("a provider that needs no digest got %+v", c)
 	}
+}
+
+// dropInBoth starts a daemon with the providers needy and plain and drops data as v.mp4 into
+// each one's folder (p: needy's, q: plain's).
+func dropInBoth(t *testing.T, needy, plain *uploadertest.Fake, concurrency int, data []byte) (e *fakeEnv, p, q string) {
+	t.Helper()
+	e = startFakes(t, map[string]*uploadertest.Fake{"needy": needy, "plain": plain}, concurrency)
+	p = filepath.Join(e.inbox["needy"], "v.mp4")
+	q = filepath.Join(e.inbox["plain"], "v.mp4")
+	write(t, p, data)
+	write(t, q, data)
+	return e, p, q
 }
 
 // The engine hands a provider the file's path under its folder (xvid's object keys use it).
@@ -310,11 +318,7 @@ func TestLargeFileHashedOnce(t *testing.T) {
 	m := md5.Sum(data)
 	needy := &uploadertest.Fake{Digests: []uploader.Digest{uploader.MD5}}
 	plain := &uploadertest.Fake{}
-	e := startFakes(t, map[string]*uploadertest.Fake{"needy": needy, "plain": plain}, 0)
-	p := filepath.Join(e.inbox["needy"], "v.mp4")
-	q := filepath.Join(e.inbox["plain"], "v.mp4")
-	write(t, p, data)
-	write(t, q, data)
+	e, p, q := dropInBoth(t, needy, plain, 0, data)
 	for _, path := range []string{p, q} {
 		if sc := e.doneSidecar(t, path); sc.SHA256 != sha(data) {
 			t.Fatalf("%s: sidecar sha256 %s, want %s", path, sc.SHA256, sha(data))

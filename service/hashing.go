@@ -142,16 +142,6 @@ func (h *hashes) release(r *hashRun, used bool) {
 	}
 }
 
-// drop forgets any run over path (its file changed or its job ended).
-func (h *hashes) drop(path string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if r, ok := h.byPath[path]; ok && !r.claimed {
-		r.cancel()
-		delete(h.byPath, path)
-	}
-}
-
 // start begins a run (h.mu held); without a slot (slot false) it waits for one first.
 func (h *hashes) start(path string, size int64, mtime time.Time, need []uploader.Digest, ahead, slot bool) *hashRun {
 	ctx, cancel := context.WithCancel(h.ctx)

@@ -27,8 +27,15 @@ func (f *File) sendSource() *os.File {
 	if f.observe != nil || f.f == nil {
 		return nil
 	}
-	f.zc.once.Do(func() { f.zc.src = duplicate(f.f) })
-	return f.zc.src
+	f.zc.once.Do(func() {
+		src := duplicate(f.f)
+		f.zc.mu.Lock()
+		f.zc.src = src
+		f.zc.mu.Unlock()
+	})
+	f.zc.mu.Lock()
+	defer f.zc.mu.Unlock()
+	return f.zc.src // nil once closed: the transport may still write a body after Close
 }
 
 // closeZeroCopy closes the second descriptor, if there is one.

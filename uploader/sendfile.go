@@ -38,15 +38,15 @@ func (f *File) sendSource() *os.File {
 	return f.zc.src // nil once closed: the transport may still write a body after Close
 }
 
-// closeZeroCopy closes the second descriptor, if there is one.
+// closeZeroCopy closes the second descriptor, if there is one; none is made after it.
 func (f *File) closeZeroCopy() {
+	f.zc.once.Do(func() {}) // first, outside the lock: a duplicate being made finishes
 	f.zc.mu.Lock()
 	defer f.zc.mu.Unlock()
 	if f.zc.src != nil {
 		f.zc.src.Close()
 		f.zc.src = nil
 	}
-	f.zc.once.Do(func() {}) // no descriptor after Close
 }
 
 // sendFile sends a FileBody's section on a plain TCP connection without copying it through

@@ -332,6 +332,19 @@ func (e *env) queueBehindStall(name string, data []byte) (first, second string) 
 	return first, second
 }
 
+// uploadUnderWay starts the daemon with tusd throttled to rate bytes a second, drops data as
+// name and waits until more than past bytes of it have arrived. It returns the file's path;
+// the caller lifts the throttle.
+func (e *env) uploadUnderWay(name string, data []byte, rate, past int64, what string) string {
+	e.t.Helper()
+	e.srv.Throttle(rate)
+	e.start()
+	p := filepath.Join(e.inbox, name)
+	write(e.t, p, data)
+	waitFor(e.t, func() bool { return e.srv.Stats().BytesReceived > past }, what)
+	return p
+}
+
 // A file deleted before its upload starts is dropped with a clear log line; others go on.
 func TestDeletedBeforeUpload(t *testing.T) {
 	e := newEnv(t, "")
@@ -354,12 +367,8 @@ func TestDeletedBeforeUpload(t *testing.T) {
 // from the server's offset, with the same upload.
 func TestGracefulStopResumes(t *testing.T) {
 	e := newEnv(t, "")
-	e.srv.Throttle(8 << 20)
-	e.start()
-	p := filepath.Join(e.inbox, "big.mp4")
 	data := bytes.Repeat([]byte("0123456789abcdef"), 2<<20) // 32 MiB: 4s at 8 MiB/s
-	write(t, p, data)
-	waitFor(t, func() bool { return e.srv.Stats().BytesReceived > 8<<20 }, "a quarter of the file to arrive")
+	p := e.uploadUnderWay("big.mp4", data, 8<<20, 8<<20, "a quarter of the file to arrive")
 	e.stop()
 	mid := e.srv.Stats()
 	if mid.BytesReceived >= int64(len(data)) {

@@ -100,11 +100,7 @@ func TestReusedNameAfterDelete(t *testing.T) {
 // Item 2: a file deleted during its upload gets no sidecar beside nothing.
 func TestDeletedDuringUpload(t *testing.T) {
 	e := newEnv(t, "")
-	e.srv.Throttle(4 << 20)
-	e.start()
-	p := filepath.Join(e.inbox, "big.bin")
-	write(t, p, bytes.Repeat([]byte("x"), 16<<20))
-	waitFor(t, func() bool { return e.srv.Stats().BytesReceived > 1<<20 }, "the upload to start")
+	p := e.uploadUnderWay("big.bin", bytes.Repeat([]byte("x"), 16<<20), 4<<20, 1<<20, "the upload to start")
 	if err := os.Remove(p); err != nil {
 		t.Fatal(err)
 	}
@@ -123,11 +119,7 @@ func TestDeletedDuringUpload(t *testing.T) {
 // job's sidecar.
 func TestOlderJobNeverOverwritesNewerSidecar(t *testing.T) {
 	e := newEnv(t, "")
-	e.srv.Throttle(4 << 20)
-	e.start()
-	p := filepath.Join(e.inbox, "clip.mp4")
-	write(t, p, bytes.Repeat([]byte("o"), 16<<20))
-	waitFor(t, func() bool { return e.srv.Stats().BytesReceived > 1<<20 }, "the first upload to start")
+	p := e.uploadUnderWay("clip.mp4", bytes.Repeat([]byte("o"), 16<<20), 4<<20, 1<<20, "the first upload to start")
 	// Replaced the way editors and exporters do: a new file renamed over the old one, so the
 	// first upload goes on reading the old bytes through its open handle.
 	fresh := []byte("the new content")

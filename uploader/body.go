@@ -58,9 +58,10 @@ func (b *FileBody) Open() (io.ReadCloser, error) {
 	return &fileReader{file: b.file, off: b.off, end: b.off + b.n, progress: b.progress}, nil
 }
 
-// fileReader is what FileBody.Open returns: the section, read through File.ReadAt (so that
-// File.Observe sees it), or sent by the kernel straight from the page cache when the
-// connection can do that (see sendFile).
+// fileReader reads a section of a file through File.ReadAt (so that File.Observe sees it),
+// telling progress how far it got: FileBody.Open returns one, which the kernel sends
+// straight from the page cache when the connection can (see sendFile); MultipartBody sends
+// its file part through one.
 type fileReader struct {
 	file     *File
 	off, end int64 // the next byte to send, the section's end
@@ -101,24 +102,6 @@ func (r *fileReader) advance(n int64) {
 
 // Close ends the body; the file stays open (it belongs to the upload).
 func (r *fileReader) Close() error { return nil }
-
-// countingReader tells fn how far r has been read.
-type countingReader struct {
-	r  io.Reader
-	n  int64
-	fn func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	if n > 0 {
-		c.n += int64(n)
-		if c.fn != nil {
-			c.fn(c.n)
-		}
-	}
-	return n, err
-}
 
 // FormField is one field of a multipart form, sent before the file.
 type FormField struct {
@@ -186,7 +169,7 @@ func (b *MultipartBody) ContentType() string {
 
 // Open implements Body.
 func (b *MultipartBody) Open() (io.ReadCloser, error) {
-	file := &countingReader{r: io.NewSectionReader(b.file, 0, b.file.Size), fn: b.progress}
+	file := &fileReader{file: b.file, end: b.file.Size, progress: b.progress}
 	return io.NopCloser(io.MultiReader(strings.NewReader(b.head), file, strings.NewReader(b.tail))), nil
 }
 

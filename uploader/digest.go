@@ -155,10 +155,7 @@ func hashFile(ctx context.Context, f *File, hs []hash.Hash) error {
 	for _, feed := range feeds {
 		close(feed)
 	}
-	wg.Wait()
-	for range digestBuffers { // every piece is back
-		(<-free).done()
-	}
+	wg.Wait() // every mapped piece was released by the last hash done with it
 	if err != nil {
 		return err
 	}

@@ -134,7 +134,7 @@ type pendingFile struct {
 	since    time.Time // the settle clock: the last change seen
 	first    time.Time // when it became pending, for MaxWait
 	nextStat time.Time // per-folder poll pacing
-	settles  time.Time // when nextStat was brought forward to the settle's end: that time
+	early    bool      // nextStat was brought forward to the end of the settle
 
 	quiet      bool // Options.Quiet told for this size and mtime
 	warnedWait bool // MaxWait warning logged
@@ -157,6 +157,17 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 		}
 		armed = at
 		due.Reset(time.Until(at))
+	}
+	// pollInto polls the pending files, queues those ready and arms due for the next
+	// settle that ends between two ticks.
+	pollInto := func(queue [][]Ready) [][]Ready {
+		b, next := r.poll(time.Now())
+		if len(b) > 0 {
+			r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
+			queue = append(queue, b)
+		}
+		arm(next)
+		return queue
 	}
 	var rescanC <-chan time.Time
 	if r.w.rescanEvery > 0 {
@@ -200,23 +211,13 @@ func (r *run) loop(ctx context.Context, out chan<- []Ready) error {
 				r.log.Warn("fsnotify error", "err", e)
 			}
 		case now := <-tick.C:
-			b, next := r.poll(time.Now())
-			if len(b) > 0 {
-				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
-				queue = append(queue, b)
-			}
-			arm(next)
+			queue = pollInto(queue)
 			if now.Sub(r.observed) >= time.Second-r.w.tick/2 {
 				r.observe(now)
 			}
 		case <-due.C:
 			armed = time.Time{}
-			b, next := r.poll(time.Now())
-			if len(b) > 0 {
-				r.log.Debug("files ready", "count", len(b), "queued_batches", len(queue))
-				queue = append(queue, b)
-			}
-			arm(next)
+			queue = pollInto(queue)
 		case <-lookup.C:
 			err = r.lookFolders(ctx)
 		case <-rescanC:
@@ -506,8 +507,8 @@ func (r *run) tellQuiet(p string, pf *pendingFile, f *folder, now time.Time, unc
 func (r *run) poll(now time.Time) (batch []Ready, settles time.Time) {
 	for p, pf := range r.pending {
 		if now.Before(pf.nextStat) {
-			if pf.settles.After(now) && (settles.IsZero() || pf.settles.Before(settles)) {
-				settles = pf.settles
+			if pf.early && (settles.IsZero() || pf.nextStat.Before(settles)) {
+				settles = pf.nextStat
 			}
 			continue
 		}
@@ -518,9 +519,10 @@ func (r *run) poll(now time.Time) (batch []Ready, settles time.Time) {
 			continue
 		}
 		// Unchanged so far: look again when its settle ends if that comes first.
-		pf.settles = time.Time{}
-		if end := pf.since.Add(f.Settle); pf.known && end.Before(pf.nextStat) {
-			pf.nextStat, pf.settles = end, end
+		end := pf.since.Add(f.Settle)
+		pf.early = pf.known && end.Before(pf.nextStat)
+		if pf.early {
+			pf.nextStat = end
 			if settles.IsZero() || end.Before(settles) {
 				settles = end
 			}

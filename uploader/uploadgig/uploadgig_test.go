@@ -224,25 +224,30 @@ func TestRateLimited(t *testing.T) {
 	}
 }
 
+// uploadAtOnce uploads n files of size bytes (named by name) through p at once, each as its
+// own job, and returns their errors.
+func uploadAtOnce(t *testing.T, p *uploadgig.Provider, n int, name func(int) string, size int64) []error {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		f := file(t, name(i), size)
+		wg.Go(func() {
+			var e engine
+			_, errs[i] = e.upload(t, p, f)
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
 // The jobs that were waiting for the login slot when a "-3" came are told without logging
 // in to hear it again; a job that asks later (after the engine's pause) logs in.
 func TestRateLimitedWaitersNotLoggedIn(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{LoginDelay: 200 * time.Millisecond})
 	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
 	srv.RateLimitNext(1)
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := range 4 {
-		f := file(t, fmt.Sprintf("w%d.mp4", i), 10)
-		wg.Go(func() {
-			var e engine
-			_, err := e.upload(t, p, f)
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range uploadAtOnce(t, p, 4, func(i int) string { return fmt.Sprintf("w%d.mp4", i) }, 10) {
 		if c, after := uploader.Classify(err); c != uploader.RateLimited || after <= 0 || after > uploadgig.DefaultRateLimitWait {
 			t.Errorf("%v after %v: %v", c, after, err)
 		}
@@ -370,19 +375,7 @@ func TestCodeAsNumber(t *testing.T) {
 func TestLoginsOneAtATime(t *testing.T) {
 	srv := startEmulator(t, uploadgigtest.Options{LoginDelay: 30 * time.Millisecond})
 	p := newProvider(t, srv, uploadertest.NewClient(t), nil)
-	var wg sync.WaitGroup
-	errs := make(chan error, 6)
-	for i := range 6 {
-		f := file(t, "f"+string(rune('a'+i))+".mp4", 64<<10)
-		wg.Go(func() {
-			var e engine
-			_, err := e.upload(t, p, f)
-			errs <- err
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	for _, err := range uploadAtOnce(t, p, 6, func(i int) string { return "f" + string(rune('a'+i)) + ".mp4" }, 64<<10) {
 		if err != nil {
 			t.Fatal(err)
 		}
